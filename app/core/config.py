@@ -1,0 +1,168 @@
+"""The one Settings object: every knob of the service, read from the environment and `.env`.
+
+Service settings use the `BIGTHREE_` prefix; provider credentials use the names their own
+ecosystems use (`OPENAI_API_KEY`, `ANTHROPIC_BASE_URL`, ...). Unsafe combinations fail fast
+at start-up rather than surfacing later as surprises.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ProviderName = Literal["openai", "anthropic", "gemini"]
+
+
+def _provider_env(name: str) -> AliasChoices:
+    """Accept the ecosystem's own variable name and the prefixed one."""
+    return AliasChoices(name, f"BIGTHREE_{name}")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BIGTHREE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # --- server -------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Interface `bigthree serve` binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port `bigthree serve` binds to.")
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated bearer keys. Empty: only a loopback bind is allowed.",
+    )
+    metrics_require_auth: bool = Field(False, description="Require a bearer key on /metrics.")
+    max_request_body_bytes: int = Field(1_048_576, ge=1024, le=100_000_000)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # --- storage ------------------------------------------------------------------------
+    data_dir: Path = Field(Path("data"), description="Where the SQLite file lives.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy async URL; default sqlite+aiosqlite:///<data_dir>/bigthree.db"
+    )
+
+    # --- logging ------------------------------------------------------------------------
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # --- agents and tasks ---------------------------------------------------------------
+    max_agents: int = Field(10_000, ge=1)
+    max_concurrent_tasks: int = Field(16, ge=1, le=10_000)
+    max_queued_tasks_per_agent: int = Field(100, ge=1)
+    max_prompt_chars: int = Field(100_000, ge=1)
+    default_task_timeout_s: float = Field(300.0, gt=0)
+    max_task_timeout_s: float = Field(3600.0, gt=0)
+    chat_history_turns: int = Field(10, ge=0, le=1000)
+    drain_grace_s: float = Field(25.0, ge=0, description="SIGTERM: wait this long for tasks.")
+
+    # --- events -------------------------------------------------------------------------
+    ws_queue_size: int = Field(1000, ge=10, description="Per-subscriber buffer before drop.")
+    event_payload_max_bytes: int = Field(65_536, ge=256)
+    events_page_max: int = Field(1000, ge=1)
+
+    # --- providers ----------------------------------------------------------------------
+    default_provider: ProviderName = "openai"
+    openai_api_key: SecretStr | None = Field(None, validation_alias=_provider_env("OPENAI_API_KEY"))
+    openai_base_url: str = Field(
+        "https://api.openai.com/v1", validation_alias=_provider_env("OPENAI_BASE_URL")
+    )
+    anthropic_api_key: SecretStr | None = Field(
+        None, validation_alias=_provider_env("ANTHROPIC_API_KEY")
+    )
+    anthropic_base_url: str = Field(
+        "https://api.anthropic.com", validation_alias=_provider_env("ANTHROPIC_BASE_URL")
+    )
+    gemini_api_key: SecretStr | None = Field(None, validation_alias=_provider_env("GEMINI_API_KEY"))
+    gemini_base_url: str = Field(
+        "https://generativelanguage.googleapis.com",
+        validation_alias=_provider_env("GEMINI_BASE_URL"),
+    )
+    provider_connect_timeout_s: float = Field(5.0, gt=0)
+    provider_read_timeout_s: float = Field(120.0, gt=0)
+    provider_write_timeout_s: float = Field(30.0, gt=0)
+    provider_pool_timeout_s: float = Field(10.0, gt=0)
+    provider_max_connections: int = Field(100, ge=1)
+
+    # --- resilience ---------------------------------------------------------------------
+    retry_max_attempts: int = Field(3, ge=1, le=20)
+    retry_initial_backoff_s: float = Field(0.5, ge=0)
+    retry_max_backoff_s: float = Field(8.0, ge=0)
+    retry_max_server_wait_s: float = Field(60.0, ge=0, description="Cap on honoured retry-after.")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("openai_base_url", "anthropic_base_url", "gemini_base_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_timeouts(self) -> Settings:
+        if self.default_task_timeout_s > self.max_task_timeout_s:
+            raise ValueError("default_task_timeout_s must not exceed max_task_timeout_s")
+        if any(len(key.get_secret_value()) < 16 for key in self.api_keys):
+            raise ValueError("every BIGTHREE_API_KEYS entry must be at least 16 characters")
+        return self
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'bigthree.db').as_posix()}"
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_keys)
+
+    def unsafe_bind_reason(self, host: str | None = None) -> str | None:
+        """Why binding `host` without API keys is refused, or None when it is fine."""
+        if self.auth_enabled:
+            return None
+        if is_loopback(host or self.host):
+            return None
+        return (
+            f"refusing to bind {host or self.host} without authentication: set BIGTHREE_API_KEYS "
+            "(comma-separated, >= 16 chars each) or bind 127.0.0.1"
+        )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def env_name(field_name: str) -> str:
+    """The primary environment variable that sets `field_name`."""
+    field = Settings.model_fields[field_name]
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        first = alias.choices[0]
+        assert isinstance(first, str)
+        return first
+    return f"BIGTHREE_{field_name.upper()}"

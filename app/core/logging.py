@@ -1,0 +1,96 @@
+"""structlog set-up: JSON when not on a TTY, pretty on one; secrets redacted on every line.
+
+Request, agent and task ids are bound with `structlog.contextvars` and so appear on every
+line logged while they are in scope. Standard-library loggers (uvicorn, httpx) are routed
+through the same processors.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+_SECRET_KEYS = re.compile(r"(authorization|api[_-]?key|token|secret|password|cookie)", re.I)
+_SECRET_VALUES = re.compile(
+    r"(Bearer\s+[A-Za-z0-9._~+/=-]{6,}|sk-[A-Za-z0-9_-]{8,}|AIza[0-9A-Za-z_-]{20,})"
+)
+REDACTED = "***"
+
+
+def redact_value(value: str) -> str:
+    return _SECRET_VALUES.sub(REDACTED, value)
+
+
+def _redact(obj: Any, depth: int = 0) -> Any:
+    if depth > 6:
+        return obj
+    if isinstance(obj, str):
+        return redact_value(obj)
+    if isinstance(obj, dict):
+        return {
+            k: (REDACTED if isinstance(k, str) and _SECRET_KEYS.search(k) else _redact(v, depth + 1))
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list | tuple):
+        return [_redact(v, depth + 1) for v in obj]
+    return obj
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: mask secret-looking keys and values anywhere in the event."""
+    for key in list(event_dict):
+        value = event_dict[key]
+        if _SECRET_KEYS.search(key) and key != "event":
+            event_dict[key] = REDACTED
+        else:
+            event_dict[key] = _redact(value)
+    return event_dict
+
+
+def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
+    use_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_secrets,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        lg = logging.getLogger(name)
+        lg.handlers[:] = []
+        lg.propagate = True
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)

@@ -1,0 +1,143 @@
+"""Every Prometheus metric the service exports, in one place, on one registry per app.
+
+A registry per app (not the process-global one) keeps several apps in one process (tests,
+benchmarks) from colliding. Label values are bounded: providers and outcomes are closed sets,
+models pass through `BoundedLabel` so a client cannot mint unlimited series.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from app import __version__
+
+LLM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+TASK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+
+CIRCUIT_STATE_VALUES = {"closed": 0, "open": 1, "half_open": 2, "forced_open": 3, "disabled": 4}
+
+
+class BoundedLabel:
+    """Pass the first `limit` distinct values through; map any later newcomer to `other`."""
+
+    def __init__(self, limit: int = 50, overflow: str = "other") -> None:
+        self._limit = limit
+        self._overflow = overflow
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, value: str) -> str:
+        with self._lock:
+            if value in self._seen:
+                return value
+            if len(self._seen) < self._limit:
+                self._seen.add(value)
+                return value
+        return self._overflow
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.model_label = BoundedLabel()
+        Info("bigthree_build", "Service build information.", registry=r).info(
+            {"version": __version__}
+        )
+        # tasks and agents
+        self.tasks_submitted = Counter(
+            "bigthree_tasks_submitted_total", "Tasks accepted.", ["kind"], registry=r
+        )
+        self.tasks_finished = Counter(
+            "bigthree_tasks_total", "Tasks finished, by outcome.", ["kind", "outcome"], registry=r
+        )
+        self.task_duration = Histogram(
+            "bigthree_task_duration_seconds",
+            "Task run time from start to finish.",
+            ["kind", "outcome"],
+            buckets=TASK_BUCKETS,
+            registry=r,
+        )
+        self.task_queue_wait = Histogram(
+            "bigthree_task_queue_wait_seconds",
+            "Time tasks spent queued before running.",
+            ["kind"],
+            buckets=TASK_BUCKETS,
+            registry=r,
+        )
+        self.tasks_queued = Gauge("bigthree_tasks_queued", "Tasks waiting to run.", registry=r)
+        self.tasks_running = Gauge("bigthree_tasks_running", "Tasks running now.", registry=r)
+        self.agents = Gauge("bigthree_agents", "Registered agents (not deleted).", registry=r)
+        self.draining = Gauge("bigthree_draining", "1 while shutting down.", registry=r)
+        # providers
+        self.llm_requests = Counter(
+            "bigthree_llm_requests_total",
+            "Provider calls (each attempt), by outcome.",
+            ["provider", "model", "outcome"],
+            registry=r,
+        )
+        self.llm_duration = Histogram(
+            "bigthree_llm_request_duration_seconds",
+            "Provider call latency (each attempt).",
+            ["provider", "model"],
+            buckets=LLM_BUCKETS,
+            registry=r,
+        )
+        self.llm_retries = Counter(
+            "bigthree_llm_retries_total", "Retries scheduled.", ["provider", "reason"], registry=r
+        )
+        self.llm_tokens = Counter(
+            "bigthree_llm_tokens_total",
+            "Tokens used, by direction.",
+            ["provider", "model", "direction"],
+            registry=r,
+        )
+        self.llm_cost = Counter(
+            "bigthree_llm_cost_usd_total", "Priced cost in USD.", ["provider", "model"], registry=r
+        )
+        self.llm_fallbacks = Counter(
+            "bigthree_llm_fallbacks_total",
+            "Fallback hops from one provider to another.",
+            ["from_provider", "to_provider"],
+            registry=r,
+        )
+        self.circuit_state = Gauge(
+            "bigthree_circuit_state",
+            "Breaker state: 0 closed, 1 open, 2 half_open, 3 forced_open, 4 disabled.",
+            ["breaker"],
+            registry=r,
+        )
+        self.circuit_transitions = Counter(
+            "bigthree_circuit_transitions_total",
+            "Breaker state changes.",
+            ["breaker", "from", "to"],
+            registry=r,
+        )
+        self.bulkhead_rejections = Counter(
+            "bigthree_bulkhead_rejections_total",
+            "Calls refused because the provider bulkhead was full.",
+            ["provider"],
+            registry=r,
+        )
+        self.bulkhead_in_use = Gauge(
+            "bigthree_bulkhead_in_use", "Provider calls in flight.", ["provider"], registry=r
+        )
+        # events and websockets
+        self.events = Counter(
+            "bigthree_events_total", "Events published.", ["origin"], registry=r
+        )
+        self.ws_connections = Gauge(
+            "bigthree_ws_connections", "Open WebSocket connections.", ["stream"], registry=r
+        )
+        self.ws_dropped = Counter(
+            "bigthree_ws_dropped_total",
+            "WebSocket subscribers disconnected by the server.",
+            ["stream", "reason"],
+            registry=r,
+        )
+        for origin in ("internal", "external"):
+            self.events.labels(origin)
+        for stream in ("events", "realtime"):
+            self.ws_connections.labels(stream)
+            self.ws_dropped.labels(stream, "slow_consumer")
