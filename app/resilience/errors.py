@@ -2,12 +2,14 @@
 
     ResilienceError
     ├── UpstreamFailure        raised by a wrapped call; says whether it is worth retrying
+    │   └── AttemptTimedOut    the policy's own per-attempt bound fired (retryable, "timeout")
     ├── DeadlineExceeded       the caller's deadline cannot hold another attempt
-    ├── CircuitOpen            a breaker refused the call; `retry_at` says when it probes again
+    ├── CircuitOpen            a breaker refused the call; `retry_in_s` says when it probes again
     └── BulkheadFull           too many calls in flight; refused fast instead of queueing
 
 Provider errors subclass `UpstreamFailure` and fill in `retryable`, `retry_after_s` (the
 server's own hint, already parsed) and `reason` (a short, bounded label for metrics).
+`reason_of(exc)` gives that label for any exception, so hooks never see unbounded text.
 """
 
 from __future__ import annotations
@@ -33,6 +35,16 @@ class UpstreamFailure(ResilienceError):
         self.retry_after_s = retry_after_s
 
 
+class AttemptTimedOut(UpstreamFailure):
+    """One attempt outlived its bound (the call timeout or what the deadline left)."""
+
+    def __init__(self, name: str, timeout_s: float) -> None:
+        super().__init__(
+            f"{name}: attempt timed out after {timeout_s:.3f}s", retryable=True, reason="timeout"
+        )
+        self.timeout_s = timeout_s
+
+
 class DeadlineExceeded(ResilienceError):
     reason = "deadline"
 
@@ -54,3 +66,12 @@ class BulkheadFull(ResilienceError):
         super().__init__(f"bulkhead {name!r} is full ({limit} calls in flight)")
         self.name = name
         self.limit = limit
+
+
+def reason_of(exc: BaseException) -> str:
+    """A short, bounded label for `exc`: its own `reason`, "timeout", or "error"."""
+    if isinstance(exc, ResilienceError):
+        return exc.reason
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    return "error"
