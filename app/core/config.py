@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     ws_queue_size: int = Field(1000, ge=10, description="Per-subscriber buffer before drop.")
     event_payload_max_bytes: int = Field(65_536, ge=256)
     events_page_max: int = Field(1000, ge=1)
+    events_retention: int = Field(1_000_000, ge=1000, description="Events kept in the store.")
 
     # --- providers ----------------------------------------------------------------------
     default_provider: ProviderName = "openai"
@@ -90,6 +91,7 @@ class Settings(BaseSettings):
     provider_write_timeout_s: float = Field(30.0, gt=0)
     provider_pool_timeout_s: float = Field(10.0, gt=0)
     provider_max_connections: int = Field(100, ge=1)
+    pricing_file: Path | None = Field(None, description="JSON price table merged over defaults.")
 
     # --- resilience ---------------------------------------------------------------------
     retry_max_attempts: int = Field(3, ge=1, le=20)

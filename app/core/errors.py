@@ -101,7 +101,9 @@ def _request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
-def _respond(request: Request, status: int, body: dict[str, Any], headers: Any = None) -> JSONResponse:
+def _respond(
+    request: Request, status: int, body: dict[str, Any], headers: Any = None
+) -> JSONResponse:
     rid = _request_id(request)
     if rid:
         body["error"]["request_id"] = rid

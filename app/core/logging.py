@@ -33,7 +33,9 @@ def _redact(obj: Any, depth: int = 0) -> Any:
         return redact_value(obj)
     if isinstance(obj, dict):
         return {
-            k: (REDACTED if isinstance(k, str) and _SECRET_KEYS.search(k) else _redact(v, depth + 1))
+            k: (
+                REDACTED if isinstance(k, str) and _SECRET_KEYS.search(k) else _redact(v, depth + 1)
+            )
             for k, v in obj.items()
         }
     if isinstance(obj, list | tuple):

@@ -124,9 +124,7 @@ class Metrics:
             "bigthree_bulkhead_in_use", "Provider calls in flight.", ["provider"], registry=r
         )
         # events and websockets
-        self.events = Counter(
-            "bigthree_events_total", "Events published.", ["origin"], registry=r
-        )
+        self.events = Counter("bigthree_events_total", "Events published.", ["origin"], registry=r)
         self.ws_connections = Gauge(
             "bigthree_ws_connections", "Open WebSocket connections.", ["stream"], registry=r
         )

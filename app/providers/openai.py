@@ -134,7 +134,9 @@ def parse_completion(data: Any, request_id: str | None, provider: str) -> Comple
     )
 
 
-def error_from_response(provider: str, status: int, headers: httpx.Headers, text: str) -> pe.ProviderError:
+def error_from_response(
+    provider: str, status: int, headers: httpx.Headers, text: str
+) -> pe.ProviderError:
     request_id = headers.get("x-request-id")
     message, code = text[:500], None
     try:
@@ -162,7 +164,9 @@ def error_from_response(provider: str, status: int, headers: httpx.Headers, text
 
 
 class OpenAIProvider:
-    def __init__(self, client: httpx.AsyncClient, *, api_key: str | None, name: str = "openai") -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, *, api_key: str | None, name: str = "openai"
+    ) -> None:
         self.name = name
         self._client = client
         self._headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
@@ -179,7 +183,9 @@ class OpenAIProvider:
             raise error_from_response(
                 self.name, response.status_code, response.headers, response.text
             )
-        return parse_completion(parse_json(self.name, response.text, request_id), request_id, self.name)
+        return parse_completion(
+            parse_json(self.name, response.text, request_id), request_id, self.name
+        )
 
     async def stream(
         self, request: CompletionRequest, *, timeout_s: float | None
@@ -189,13 +195,18 @@ class OpenAIProvider:
         calls: dict[int, dict[str, str]] = {}
         usage, finish, model = Usage(), None, request.model
         with translate_transport_errors(self.name):
-            async with bounded(timeout_s), self._client.stream(
-                "POST", "/chat/completions", json=body, headers=self._headers
-            ) as response:
+            async with (
+                bounded(timeout_s),
+                self._client.stream(
+                    "POST", "/chat/completions", json=body, headers=self._headers
+                ) as response,
+            ):
                 request_id = response.headers.get("x-request-id")
                 if response.status_code >= 400:
                     raw = (await response.aread()).decode(errors="replace")
-                    raise error_from_response(self.name, response.status_code, response.headers, raw)
+                    raise error_from_response(
+                        self.name, response.status_code, response.headers, raw
+                    )
                 async for _event, data in iter_sse(response):
                     if data == "[DONE]":
                         break

@@ -25,7 +25,9 @@ def free_port() -> int:
         return port
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
+def wait_until(
+    predicate: Callable[[], bool], timeout: float = 15.0, what: str = "condition"
+) -> None:
     """Poll `predicate` until it holds; fail with `what` after `timeout` seconds."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -102,7 +104,9 @@ def start_fake_upstream(tmp: Path) -> Proc:
     )
 
 
-def start_service(tmp: Path, env: Mapping[str, str] | None = None, data_dir: Path | None = None) -> Proc:
+def start_service(
+    tmp: Path, env: Mapping[str, str] | None = None, data_dir: Path | None = None
+) -> Proc:
     port = free_port()
     data = data_dir or (tmp / f"data-{port}")
     base_env = {

@@ -1,0 +1,153 @@
+"""Persistence of agents and tasks. Only the AgentManager calls this."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.agents.schemas import Agent, AgentState, Task, TaskState, UsageOut
+from app.core.errors import Conflict
+from app.store.schema import agents, tasks
+
+
+def _usage(row: Any) -> UsageOut:
+    i, o = int(row["input_tokens"]), int(row["output_tokens"])
+    cached = int(row.get("cached_input_tokens", 0) or 0)
+    return UsageOut(input_tokens=i, output_tokens=o, cached_input_tokens=cached, total_tokens=i + o)
+
+
+def agent_from_row(row: Any) -> Agent:
+    return Agent(
+        id=row["id"],
+        name=row["name"],
+        kind=row["kind"],
+        provider=row["provider"],
+        model=row["model"],
+        instructions=row["instructions"],
+        fallbacks=row["fallbacks"] or [],
+        state=AgentState(row["state"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        usage=_usage(row),
+        cost_usd=row["cost_usd"],
+        tasks_total=row["tasks_total"],
+    )
+
+
+def task_from_row(row: Any) -> Task:
+    started, finished = row["started_at"], row["finished_at"]
+    return Task(
+        id=row["id"],
+        agent=row["agent_name"],
+        agent_id=row["agent_id"],
+        state=TaskState(row["state"]),
+        prompt=row["prompt"],
+        result=row["result"],
+        error=row["error"],
+        usage=_usage(row),
+        cost_usd=row["cost_usd"],
+        attempts=row["attempts"],
+        timeout_s=row["timeout_s"],
+        created_at=row["created_at"],
+        started_at=started,
+        finished_at=finished,
+        queue_wait_s=None if started is None else max(0.0, started - row["created_at"]),
+        run_s=None if started is None or finished is None else max(0.0, finished - started),
+    )
+
+
+class AgentRepository:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def insert(self, values: dict[str, Any]) -> Agent:
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(insert(agents).values(**values))
+        except IntegrityError as exc:
+            raise Conflict(f"an agent named {values['name']!r} already exists") from exc
+        return agent_from_row(values)
+
+    async def live(self) -> list[Agent]:
+        query = select(agents).where(agents.c.state != AgentState.DELETED).order_by(agents.c.name)
+        async with self._engine.connect() as conn:
+            return [agent_from_row(r) for r in (await conn.execute(query)).mappings()]
+
+    async def count_live(self) -> int:
+        query = select(func.count()).where(agents.c.state != AgentState.DELETED)
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(query)).scalar() or 0)
+
+    async def update(self, agent_id: str, **values: Any) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(update(agents).where(agents.c.id == agent_id).values(**values))
+
+    async def add_usage(
+        self, agent_id: str, *, input_tokens: int, output_tokens: int, cost_usd: float, now: float
+    ) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(agents)
+                .where(agents.c.id == agent_id)
+                .values(
+                    input_tokens=agents.c.input_tokens + input_tokens,
+                    output_tokens=agents.c.output_tokens + output_tokens,
+                    cost_usd=agents.c.cost_usd + cost_usd,
+                    updated_at=now,
+                )
+            )
+
+
+class TaskRepository:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def insert(self, values: dict[str, Any]) -> Task:
+        async with self._engine.begin() as conn:
+            await conn.execute(insert(tasks).values(**values))
+            await conn.execute(
+                update(agents)
+                .where(agents.c.id == values["agent_id"])
+                .values(tasks_total=agents.c.tasks_total + 1)
+            )
+        return task_from_row(values)
+
+    async def get(self, task_id: str) -> Task | None:
+        async with self._engine.connect() as conn:
+            row = (
+                (await conn.execute(select(tasks).where(tasks.c.id == task_id))).mappings().first()
+            )
+        return task_from_row(row) if row else None
+
+    async def for_agent(
+        self, agent_id: str, *, limit: int, state: TaskState | None = None
+    ) -> list[Task]:
+        query = select(tasks).where(tasks.c.agent_id == agent_id)
+        if state is not None:
+            query = query.where(tasks.c.state == state)
+        query = query.order_by(tasks.c.order_key.desc()).limit(limit)
+        async with self._engine.connect() as conn:
+            return [task_from_row(r) for r in (await conn.execute(query)).mappings()]
+
+    async def in_states(self, states: Sequence[TaskState]) -> list[Task]:
+        query = select(tasks).where(tasks.c.state.in_(list(states))).order_by(tasks.c.order_key)
+        async with self._engine.connect() as conn:
+            return [task_from_row(r) for r in (await conn.execute(query)).mappings()]
+
+    async def max_order_key(self) -> int:
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(select(func.max(tasks.c.order_key)))).scalar() or 0)
+
+    async def update(self, task_id: str, **values: Any) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(update(tasks).where(tasks.c.id == task_id).values(**values))
+
+    async def update_many(self, task_ids: Sequence[str], **values: Any) -> None:
+        if not task_ids:
+            return
+        async with self._engine.begin() as conn:
+            await conn.execute(update(tasks).where(tasks.c.id.in_(list(task_ids))).values(**values))

@@ -1,0 +1,135 @@
+"""Agent and task shapes: what clients send, what the API returns, the domain states."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
+
+from app.core.config import ProviderName
+
+AGENT_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$"
+MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$"
+
+AgentKind = Literal["chat"]
+
+
+class AgentState(StrEnum):
+    IDLE = "idle"
+    BUSY = "busy"
+    FAILED = "failed"
+    DELETED = "deleted"
+
+
+class TaskState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def finished(self) -> bool:
+        return self not in {TaskState.QUEUED, TaskState.RUNNING}
+
+
+class ModelRef(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: ProviderName
+    model: str = Field(pattern=MODEL_PATTERN)
+
+
+class AgentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        pattern=AGENT_NAME_PATTERN,
+        description="lowercase letters, digits, '-' and '_'; 1-64 characters",
+    )
+    kind: AgentKind = "chat"
+    provider: ProviderName = "openai"
+    model: str = Field("gpt-4o-mini", pattern=MODEL_PATTERN)
+    instructions: str = Field("", max_length=20_000)
+    fallbacks: list[ModelRef] = Field(default_factory=list, max_length=5)
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+class UsageOut(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    total_tokens: int = 0
+
+
+class Agent(BaseModel):
+    id: str
+    name: str
+    kind: str
+    provider: str
+    model: str
+    instructions: str
+    fallbacks: list[ModelRef]
+    state: AgentState
+    created_at: float
+    updated_at: float
+    usage: UsageOut
+    cost_usd: float
+    tasks_total: int
+    queued_tasks: int = 0
+    running_task_id: str | None = None
+
+    @field_serializer("created_at", "updated_at")
+    def _times(self, ts: float) -> str | None:
+        return _iso(ts)
+
+
+class TaskCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1)
+    timeout_s: float | None = Field(None, gt=0, description="deadline for the whole task")
+
+
+class TaskError(BaseModel):
+    type: str
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Task(BaseModel):
+    id: str
+    agent: str
+    agent_id: str
+    state: TaskState
+    prompt: str
+    result: str | None = None
+    error: TaskError | None = None
+    usage: UsageOut
+    cost_usd: float
+    attempts: int
+    timeout_s: float
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    queue_wait_s: float | None = None
+    run_s: float | None = None
+
+    @field_serializer("created_at", "started_at", "finished_at")
+    def _times(self, ts: float | None) -> str | None:
+        return _iso(ts)
+
+
+class AgentList(BaseModel):
+    agents: list[Agent]
+
+
+class TaskList(BaseModel):
+    tasks: list[Task]

@@ -1,0 +1,159 @@
+"""Event routes: post external events, page through stored ones, stream them over WebSocket.
+
+WebSocket `/v1/events/ws?after_seq=&agent=&type=&token=` sends each event as one JSON text
+frame. Close codes: 1001 the server is shutting down; 1003 a binary frame was sent; 1007 a
+frame was not JSON; 1008 bad query parameters or authentication (before the handshake
+completes: HTTP 403); 4008 the client read too slowly and was dropped — reconnect with
+`after_seq` set to the last seq received. Client frames: `{"type": "ping"}` → `{"type": "pong"}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect, status
+
+from app.core.security import key_is_valid, websocket_token
+from app.events.hub import SLOW_CONSUMER, Subscription
+from app.events.schemas import Event, EventFilter, EventIn, EventPage
+from app.events.stream import replay_then_follow
+from app.state import AuthDep, BusDep, State
+
+log = structlog.get_logger(__name__)
+router = APIRouter(prefix="/v1", tags=["events"])
+
+AgentFilter = Annotated[str | None, Query(max_length=64)]
+TypeFilter = Annotated[str | None, Query(max_length=64)]
+
+
+@router.post("/events", status_code=status.HTTP_201_CREATED, dependencies=[AuthDep])
+async def post_event(body: EventIn, bus: BusDep) -> Event:
+    event = bus.emit(
+        body.event_type,
+        source=body.event_source,
+        agent=body.agent,
+        task_id=body.task_id,
+        session_id=body.session_id,
+        payload=body.event_payload(),
+    )
+    await bus.flush(within_s=10.0)
+    return event
+
+
+@router.get("/events", dependencies=[AuthDep])
+async def list_events(
+    bus: BusDep,
+    after_seq: Annotated[int, Query(ge=0)] = 0,
+    agent: AgentFilter = None,
+    type: TypeFilter = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> EventPage:
+    await bus.flush(within_s=10.0)
+    events = await bus.repository.read(
+        after_seq=after_seq, where=EventFilter(agent=agent, type=type), limit=limit
+    )
+    next_after = events[-1].seq if events else after_seq
+    return EventPage(events=events, next_after_seq=next_after, last_seq=bus.last_seq)
+
+
+def _parse_stream_params(websocket: WebSocket) -> tuple[int, EventFilter]:
+    params = websocket.query_params
+    raw_after = params.get("after_seq", "0")
+    if not raw_after.isdigit() or len(raw_after) > 18:
+        raise ValueError("after_seq must be a non-negative integer")
+    agent, type_ = params.get("agent"), params.get("type")
+    for name, value in (("agent", agent), ("type", type_)):
+        if value is not None and not (0 < len(value) <= 64):
+            raise ValueError(f"{name} must be 1-64 characters")
+    return int(raw_after), EventFilter(agent=agent, type=type_)
+
+
+async def _send_events(websocket: WebSocket, events: Any) -> None:
+    async for event in events:
+        await websocket.send_text(event.model_dump_json())
+
+
+async def _read_client(websocket: WebSocket) -> int:
+    """Answer pings; return the close code a bad frame deserves (or 1000 on disconnect)."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return 1000
+        text = message.get("text")
+        if text is None:
+            return status.WS_1003_UNSUPPORTED_DATA
+        try:
+            frame = json.loads(text)
+        except ValueError:
+            return status.WS_1007_INVALID_FRAME_PAYLOAD_DATA
+        if isinstance(frame, dict) and frame.get("type") == "ping":
+            await websocket.send_json({"type": "pong"})
+
+
+@router.websocket("/events/ws")
+async def stream_events(websocket: WebSocket) -> None:
+    state: State = websocket.app.state.bigthree
+    if not key_is_valid(state.settings, websocket_token(websocket)):
+        await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="unauthorized")
+        return
+    await websocket.accept()
+    try:
+        after_seq, where = _parse_stream_params(websocket)
+    except ValueError as exc:
+        await websocket.send_json(
+            {"type": "error", "error": {"type": "validation_error", "message": str(exc)}}
+        )
+        await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc)[:120])
+        return
+    gauge = state.metrics.ws_connections.labels("events")
+    gauge.inc()
+    sub: Subscription = state.hub.subscribe(where)
+    try:
+        code = await _serve(websocket, state, sub, where, after_seq)
+        if code == SLOW_CONSUMER:
+            state.metrics.ws_dropped.labels("events", "slow_consumer").inc()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2.0):
+                await websocket.close(code=code, reason=_reason(code))
+    finally:
+        state.hub.unsubscribe(sub)
+        gauge.dec()
+
+
+def _reason(code: int) -> str:
+    return {
+        SLOW_CONSUMER: "too slow: reconnect with after_seq=<last seq received>",
+        1001: "server shutting down",
+        1003: "binary frames are not supported",
+        1007: "frames must be JSON text",
+    }.get(code, "")
+
+
+async def _serve(
+    websocket: WebSocket, state: State, sub: Subscription, where: EventFilter, after_seq: int
+) -> int:
+    sender = asyncio.create_task(
+        _send_events(websocket, replay_then_follow(state.bus, sub, where, after_seq))
+    )
+    reader = asyncio.create_task(_read_client(websocket))
+    closed = asyncio.create_task(sub.closed.wait())
+    try:
+        done, _ = await asyncio.wait({sender, reader, closed}, return_when=asyncio.FIRST_COMPLETED)
+        if closed in done:
+            return sub.close_code or 1000
+        if reader in done:
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                return reader.result()
+            return 1000
+        exc = sender.exception()
+        if exc is not None and not isinstance(exc, WebSocketDisconnect | RuntimeError):
+            log.warning("event_stream_failed", error=repr(exc))
+        return 1011 if exc is not None else 1000
+    finally:
+        for task in (sender, reader, closed):
+            task.cancel()
+        await asyncio.gather(sender, reader, closed, return_exceptions=True)

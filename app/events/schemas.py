@@ -1,0 +1,95 @@
+"""Event shapes: the stored/streamed record and what clients may post."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
+
+
+class Event(BaseModel):
+    """One step of something, in order: `seq` rises by one for every event the service stores."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seq: int
+    ts: float = Field(description="UNIX time in seconds")
+    source: str
+    type: str
+    agent: str | None = None
+    task_id: str | None = None
+    session_id: str | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def time(self) -> datetime:
+        return datetime.fromtimestamp(self.ts, UTC)
+
+
+class EventIn(BaseModel):
+    """An external event. Also accepts the shape Claude Code hook scripts send
+    (`source_app`, `session_id`, `hook_event_type`, `payload`, `timestamp` in ms)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
+    source: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
+    agent: str | None = Field(None, max_length=64)
+    task_id: str | None = Field(None, max_length=32)
+    session_id: str | None = Field(None, max_length=128)
+    payload: dict[str, Any] = Field(default_factory=dict)
+    # Claude Code hook shape
+    source_app: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
+    hook_event_type: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
+    timestamp: int | None = Field(None, ge=0, description="milliseconds since the epoch")
+    chat: list[Any] | None = None
+    summary: str | None = Field(None, max_length=10_000)
+
+    @model_validator(mode="after")
+    def _needs_type(self) -> EventIn:
+        if not (self.type or self.hook_event_type):
+            raise ValueError("an event needs `type` (or `hook_event_type`)")
+        return self
+
+    @property
+    def event_type(self) -> str:
+        return self.type or self.hook_event_type or "external"
+
+    @property
+    def event_source(self) -> str:
+        return self.source or self.source_app or "external"
+
+    def event_payload(self) -> dict[str, Any]:
+        payload = dict(self.payload)
+        if self.timestamp is not None:
+            payload.setdefault("client_timestamp_ms", self.timestamp)
+        if self.summary is not None:
+            payload.setdefault("summary", self.summary)
+        if self.chat is not None:
+            payload.setdefault("chat", self.chat)
+        return payload
+
+
+class EventPage(BaseModel):
+    events: list[Event]
+    next_after_seq: int = Field(description="pass as after_seq to read on")
+    last_seq: int = Field(description="newest seq the service has assigned")
+
+
+class EventFilter(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    agent: str | None = None
+    type: str | None = None
+
+    def matches(self, event: Event) -> bool:
+        if self.agent is not None and event.agent != self.agent:
+            return False
+        if self.type is None:
+            return True
+        if self.type.endswith("*"):
+            return event.type.startswith(self.type[:-1])
+        return event.type == self.type

@@ -1,0 +1,141 @@
+"""create_app(): the FastAPI application, its middleware, routes and lifespan.
+
+The lifespan builds every stateful object once — store, event bus, providers (one httpx
+client each), resilience policies, the AgentManager — and tears them down in reverse order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+from prometheus_fastapi_instrumentator import Instrumentator
+
+from app import __version__
+from app.agents.endpoints import router as agents_router
+from app.agents.kinds.chat import ChatRunner
+from app.agents.llm import LLMClient
+from app.agents.repository import AgentRepository, TaskRepository
+from app.agents.service import AgentManager
+from app.core.config import Settings
+from app.core.errors import install_error_handlers
+from app.core.metrics import Metrics
+from app.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from app.events.endpoints import router as events_router
+from app.events.hub import GOING_AWAY, Hub
+from app.events.repository import EventRepository
+from app.events.service import EventBus
+from app.health.endpoints import router as health_router
+from app.providers.pricing import PriceTable
+from app.providers.registry import build_providers
+from app.resilience.policy import ResiliencePolicy
+from app.resilience.retry import RetryPolicy
+from app.resilience.timeouts import Timeouts
+from app.state import State
+from app.store.engine import create_engine
+from app.store.migrations import migrate
+
+log = structlog.get_logger(__name__)
+
+
+def _timeouts(settings: Settings) -> Timeouts:
+    return Timeouts(
+        connect=settings.provider_connect_timeout_s,
+        read=settings.provider_read_timeout_s,
+        write=settings.provider_write_timeout_s,
+        pool=settings.provider_pool_timeout_s,
+    )
+
+
+def _retry(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.retry_max_attempts,
+        initial_backoff_s=settings.retry_initial_backoff_s,
+        max_backoff_s=settings.retry_max_backoff_s,
+        max_server_wait_s=settings.retry_max_server_wait_s,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.resolved_database_url)
+        await migrate(engine)
+        hub = Hub(settings.ws_queue_size)
+        bus = EventBus(
+            EventRepository(engine),
+            hub,
+            payload_max_bytes=settings.event_payload_max_bytes,
+            retention=settings.events_retention,
+        )
+        bus.add_listener(
+            lambda e: metrics.events.labels(
+                "internal" if e.source in _INTERNAL else "external"
+            ).inc()
+        )
+        await bus.start()
+        providers = build_providers(settings, _timeouts(settings))
+        policies = {name: ResiliencePolicy(name, retry=_retry(settings)) for name in providers}
+        llm = LLMClient(
+            providers,
+            policies,
+            bus=bus,
+            metrics=metrics,
+            prices=PriceTable.load(settings.pricing_file),
+        )
+        manager = AgentManager(
+            settings=settings,
+            agents=AgentRepository(engine),
+            tasks=TaskRepository(engine),
+            bus=bus,
+            llm=llm,
+            metrics=metrics,
+            runners={"chat": ChatRunner()},
+        )
+        await manager.start()
+        app.state.bigthree = State(settings, metrics, engine, hub, bus, manager)
+        bus.emit("service.started", payload={"version": __version__})
+        log.info("service_started", version=__version__, database=_safe_url(settings))
+        try:
+            yield
+        finally:
+            await manager.shutdown()
+            hub.close_all(GOING_AWAY)
+            bus.emit("service.stopped", payload={})
+            await bus.stop()
+            for provider in providers.values():
+                await provider.aclose()
+            await engine.dispose()
+            log.info("service_stopped")
+
+    app = FastAPI(
+        title="Big Three",
+        version=__version__,
+        description="Runs and orchestrates LLM agents: REST + WebSocket, events, metrics.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    Instrumentator(
+        should_group_status_codes=True,
+        excluded_handlers=["/metrics"],
+        registry=metrics.registry,
+    ).instrument(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health_router)
+    app.include_router(agents_router)
+    app.include_router(events_router)
+    return app
+
+
+_INTERNAL = frozenset({"service", "provider", "agent", "realtime"})
+
+
+def _safe_url(settings: Settings) -> str:
+    url = settings.resolved_database_url
+    return url.split("@")[-1] if "@" in url else url

@@ -1,0 +1,49 @@
+"""The typed application state built once by the lifespan, and its FastAPI dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.agents.service import AgentManager
+from app.core.config import Settings
+from app.core.metrics import Metrics
+from app.core.security import check_request
+from app.events.hub import Hub
+from app.events.service import EventBus
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    settings: Settings
+    metrics: Metrics
+    engine: AsyncEngine
+    hub: Hub
+    bus: EventBus
+    manager: AgentManager
+
+
+def get_state(request: Request) -> State:
+    state: State = request.app.state.bigthree
+    return state
+
+
+def get_manager(request: Request) -> AgentManager:
+    return get_state(request).manager
+
+
+def get_bus(request: Request) -> EventBus:
+    return get_state(request).bus
+
+
+def require_auth(request: Request) -> None:
+    check_request(get_state(request).settings, request)
+
+
+StateDep = Annotated[State, Depends(get_state)]
+ManagerDep = Annotated[AgentManager, Depends(get_manager)]
+BusDep = Annotated[EventBus, Depends(get_bus)]
+AuthDep = Depends(require_auth)

@@ -1,0 +1,41 @@
+"""Schema creation and forward-only migrations, applied at start-up.
+
+Version 1 is the initial schema (`metadata.create_all`). A later change appends a function
+to `MIGRATIONS`; each runs once, in order, inside a transaction, and is recorded in
+`schema_version`. (Alembic would be the tool once there are branches or PostgreSQL in
+production; for one embedded database a list of functions is enough and has no CLI to learn.)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sqlalchemy import Connection, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.store.schema import metadata, schema_version
+
+Migration = Callable[[Connection], None]
+
+
+def _initial(conn: Connection) -> None:
+    metadata.create_all(conn)
+
+
+MIGRATIONS: list[Migration] = [_initial]
+
+
+async def migrate(engine: AsyncEngine) -> int:
+    """Bring the schema to the newest version; return that version."""
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda c: schema_version.create(c, checkfirst=True))
+        current = (await conn.execute(select(func.max(schema_version.c.version)))).scalar() or 0
+        for version, step in enumerate(MIGRATIONS, start=1):
+            if version <= current:
+                continue
+            await conn.run_sync(step)
+            await conn.execute(
+                insert(schema_version).values(version=version, applied_at=time.time())
+            )
+    return len(MIGRATIONS)

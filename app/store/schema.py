@@ -1,0 +1,76 @@
+"""Tables, as SQLAlchemy Core. Times are UNIX epoch seconds (floats): sortable, zone-free."""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Column, Float, Index, Integer, MetaData, String, Table, Text, text
+
+metadata = MetaData()
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("instructions", Text, nullable=False, default=""),
+    Column("fallbacks", JSON, nullable=False, default=list),
+    Column("state", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("input_tokens", Integer, nullable=False, default=0),
+    Column("output_tokens", Integer, nullable=False, default=0),
+    Column("cost_usd", Float, nullable=False, default=0.0),
+    Column("tasks_total", Integer, nullable=False, default=0),
+)
+# a name is unique among live agents; a deleted agent's name may be reused
+Index(
+    "uq_agents_live_name",
+    agents.c.name,
+    unique=True,
+    sqlite_where=text("state != 'deleted'"),
+    postgresql_where=text("state != 'deleted'"),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("agent_id", String(32), nullable=False, index=True),
+    Column("agent_name", String(64), nullable=False),
+    Column("state", String(16), nullable=False, index=True),
+    Column("prompt", Text, nullable=False),
+    Column("result", Text, nullable=True),
+    Column("error", JSON, nullable=True),
+    Column("input_tokens", Integer, nullable=False, default=0),
+    Column("output_tokens", Integer, nullable=False, default=0),
+    Column("cached_input_tokens", Integer, nullable=False, default=0),
+    Column("cost_usd", Float, nullable=False, default=0.0),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("timeout_s", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Column("order_key", Integer, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("ts", Float, nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("type", String(64), nullable=False, index=True),
+    Column("agent", String(64), nullable=True, index=True),
+    Column("task_id", String(32), nullable=True),
+    Column("session_id", String(128), nullable=True),
+    Column("payload", JSON, nullable=False),
+)
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("applied_at", Float, nullable=False),
+)
