@@ -1,0 +1,59 @@
+"""Shared fixtures: a real fake-upstream process and a real service process, on loopback."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.fake_upstream.client import FakeUpstreamClient
+from tests.support.procs import Proc, start_fake_upstream, start_service
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def fake_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+    proc = start_fake_upstream(tmp_path_factory.mktemp("fake-upstream"))
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def fake(fake_upstream: Proc) -> FakeUpstreamClient:
+    return FakeUpstreamClient(fake_upstream.url)
+
+
+def provider_env(fake_url: str) -> dict[str, str]:
+    """Point every provider at the fake upstream, with fast retries for tests."""
+    return {
+        "OPENAI_BASE_URL": f"{fake_url}/v1",
+        "ANTHROPIC_BASE_URL": fake_url,
+        "GEMINI_BASE_URL": fake_url,
+        "BIGTHREE_RETRY_INITIAL_BACKOFF_S": "0.01",
+        "BIGTHREE_RETRY_MAX_BACKOFF_S": "0.05",
+    }
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory: pytest.TempPathFactory, fake_upstream: Proc) -> Iterator[Proc]:
+    """One shared service for tests that only need defaults (use unique agent names)."""
+    proc = start_service(tmp_path_factory.mktemp("service"), env=provider_env(fake_upstream.url))
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def client(service: Proc) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=service.url, timeout=10.0) as http:
+        yield http
+
+
+@pytest.fixture
+def tmp(tmp_path: Path) -> Path:
+    return tmp_path
