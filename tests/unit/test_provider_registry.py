@@ -23,7 +23,7 @@ def settings(**kw: Any) -> Settings:
         "anthropic_api_key": None,
         "gemini_api_key": None,
     }
-    return Settings(_env_file=None, **{**base, **kw})  # type: ignore[call-arg]
+    return Settings(_env_file=None, **{**base, **kw})
 
 
 async def test_keys_build_real_clients_with_their_base_urls() -> None:
