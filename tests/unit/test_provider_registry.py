@@ -22,6 +22,10 @@ def settings(**kw: Any) -> Settings:
         "openai_api_key": None,
         "anthropic_api_key": None,
         "gemini_api_key": None,
+        # explicit, so a developer's OPENAI_BASE_URL etc. cannot leak in
+        "openai_base_url": "https://api.openai.com/v1",
+        "anthropic_base_url": "https://api.anthropic.com",
+        "gemini_base_url": "https://generativelanguage.googleapis.com",
     }
     return Settings(_env_file=None, **{**base, **kw})
 
