@@ -412,7 +412,7 @@ def test_drip_slows_a_stream_between_events(fake: FakeUpstreamClient, proc: Proc
     """`drip_s` sends the first event at once and waits between later ones."""
     fake.script("gpt-4o", [{"text": "a b c", "drip_s": 30}])
     first = b""
-    timeout = httpx.Timeout(5, read=0.5)
+    timeout = httpx.Timeout(5, read=2.0)  # generous: the first event must beat it
     with pytest.raises(httpx.ReadTimeout), httpx.stream(
         "POST", proc.url + OPENAI, json=openai_body(stream=True), timeout=timeout
     ) as response:
