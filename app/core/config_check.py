@@ -1,0 +1,350 @@
+"""`bigthree check-config`: validate a configuration before the service starts.
+
+Loads the Settings from an env file plus the process environment (the environment wins, as
+it does at start-up), then checks what start-up alone would not catch early or clearly:
+provider keys present and plausibly shaped, URLs well-formed, the data directory writable,
+the port free, authentication set for a non-loopback bind, and a few risky combinations.
+
+Each finding is one line, `ERROR ...`, `WARN ...` or `OK ...`; the exit code is 1 when any
+finding is an error, else 0. A finding names settings by their environment variable and
+never prints a secret's value.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, TextIO
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+from pydantic import AliasChoices, SecretStr, ValidationError
+
+from app.core.config import Settings, env_name, is_loopback
+
+Level = Literal["ERROR", "WARN", "OK"]
+
+# the container's stop timeout in docker-compose.yml (stop_grace_period) and the Dockerfile docs
+CONTAINER_STOP_GRACE_S = 30.0
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: Level
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.level} {self.message}"
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    name: str
+    key_field: str
+    url_field: str
+    shape: Callable[[str], str | None]  # returns why the key looks wrong, or None
+
+
+def _openai_shape(key: str) -> str | None:
+    if key.startswith("sk-ant-"):
+        return "looks like an Anthropic key (sk-ant-...), expected an OpenAI key (sk-...)"
+    if not key.startswith("sk-"):
+        return "does not look like an OpenAI key (expected it to start with sk-)"
+    return None
+
+
+def _anthropic_shape(key: str) -> str | None:
+    if not key.startswith("sk-ant-"):
+        return "does not look like an Anthropic key (expected it to start with sk-ant-)"
+    return None
+
+
+def _gemini_shape(key: str) -> str | None:
+    return None
+
+
+PROVIDERS = (
+    ProviderSpec("openai", "openai_api_key", "openai_base_url", _openai_shape),
+    ProviderSpec("anthropic", "anthropic_api_key", "anthropic_base_url", _anthropic_shape),
+    ProviderSpec("gemini", "gemini_api_key", "gemini_base_url", _gemini_shape),
+)
+
+PLACEHOLDERS = ("changeme", "change-me", "your-key", "your_key", "xxx", "...", "<", "todo")
+
+
+def known_env_names() -> set[str]:
+    """Every environment variable name that sets some field of Settings."""
+    names: set[str] = set()
+    for field_name, field in Settings.model_fields.items():
+        names.add(env_name(field_name))
+        names.add(f"BIGTHREE_{field_name.upper()}")
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.update(choice for choice in alias.choices if isinstance(choice, str))
+    return names
+
+
+def load_settings(env_file: str) -> tuple[Settings | None, list[Finding]]:
+    """Settings from `env_file` + environment, or None and one finding per invalid field."""
+    findings: list[Finding] = []
+    path = Path(env_file)
+    if path.is_file():
+        findings.append(Finding("OK", f"reading {env_file} (the environment overrides it)"))
+    else:
+        findings.append(Finding("WARN", f"{env_file} not found: using the environment only"))
+    try:
+        settings = Settings(_env_file=env_file if path.is_file() else None)
+    except ValidationError as exc:
+        for error in exc.errors(include_input=False, include_url=False):
+            findings.append(Finding("ERROR", f"{_where(error['loc'])}: {error['msg']}"))
+        return None, findings
+    return settings, findings
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    if not loc:
+        return "settings"
+    first = str(loc[0])
+    if first in Settings.model_fields:
+        return env_name(first)
+    return first.upper()
+
+
+def _unknown_names(env_file: str, environ: Mapping[str, str]) -> list[Finding]:
+    known = known_env_names()
+    from_file: set[str] = set()
+    if Path(env_file).is_file():
+        from_file = {name for name in dotenv_values(env_file) if name}
+    names = {
+        name.upper() for name in from_file | set(environ) if name.upper().startswith("BIGTHREE_")
+    }
+    return [
+        Finding("WARN", f"{name} is not a setting (typo?); it is ignored")
+        for name in sorted(names - known)
+    ]
+
+
+def _secret(value: SecretStr | None) -> str:
+    return value.get_secret_value() if value is not None else ""
+
+
+def _check_provider(settings: Settings, spec: ProviderSpec) -> list[Finding]:
+    key_var = env_name(spec.key_field)
+    url_var = env_name(spec.url_field)
+    key = _secret(getattr(settings, spec.key_field))
+    url: str = getattr(settings, spec.url_field)
+    default_url = Settings.model_fields[spec.url_field].default
+    custom_url = url != str(default_url).rstrip("/")
+    is_default = settings.default_provider == spec.name
+    findings = _check_url(url_var, url)
+
+    if not key:
+        if custom_url:
+            return [
+                *findings,
+                Finding("OK", f"{spec.name}: custom endpoint {url_var}, no key needed"),
+            ]
+        if is_default:
+            return [
+                *findings,
+                Finding(
+                    "ERROR",
+                    f"{spec.name} is BIGTHREE_DEFAULT_PROVIDER but {key_var} is not set "
+                    f"(or point {url_var} at an OpenAI-compatible server)",
+                ),
+            ]
+        return [
+            *findings,
+            Finding("WARN", f"{spec.name}: {key_var} not set; agents using {spec.name} will fail"),
+        ]
+
+    if key != key.strip() or any(ch.isspace() for ch in key) or key[0] in "\"'":
+        return [*findings, Finding("ERROR", f"{key_var} contains whitespace or quotes")]
+    if any(marker in key.lower() for marker in PLACEHOLDERS):
+        return [*findings, Finding("ERROR", f"{key_var} looks like a placeholder, not a key")]
+    problem = None if custom_url else spec.shape(key)
+    if problem:
+        return [*findings, Finding("ERROR", f"{key_var} {problem}")]
+    return [*findings, Finding("OK", f"{spec.name}: {key_var} set and plausibly shaped")]
+
+
+def _check_url(var: str, url: str) -> list[Finding]:
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError for a malformed port
+    except ValueError as exc:
+        return [Finding("ERROR", f"{var} is not a valid URL: {exc}")]
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return [Finding("ERROR", f"{var} is not a valid http(s) URL: {url!r}")]
+    if parts.query or parts.fragment:
+        return [Finding("ERROR", f"{var} must not carry a query or fragment")]
+    if parts.username or parts.password:
+        return [Finding("ERROR", f"{var} must not embed credentials; use the API key setting")]
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        return [
+            Finding(
+                "WARN",
+                f"{var} uses plain http to {parts.hostname}:{port or 80}: "
+                "keys and prompts travel unencrypted",
+            )
+        ]
+    return []
+
+
+def _check_cors(settings: Settings) -> list[Finding]:
+    findings: list[Finding] = []
+    for origin in settings.cors_origins:
+        if origin == "*":
+            if settings.auth_enabled:
+                findings.append(Finding("WARN", "BIGTHREE_CORS_ORIGINS allows any origin ('*')"))
+            continue
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("",):
+            findings.append(
+                Finding(
+                    "ERROR",
+                    f"BIGTHREE_CORS_ORIGINS entry {origin!r} is not an origin "
+                    "(scheme://host[:port], no path)",
+                )
+            )
+    return findings
+
+
+def _check_database(settings: Settings) -> list[Finding]:
+    if not settings.database_url:
+        return []
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(settings.database_url)
+    except ArgumentError:
+        return [Finding("ERROR", "BIGTHREE_DATABASE_URL is not a valid SQLAlchemy URL")]
+    if not url.drivername.startswith("sqlite"):
+        return [Finding("WARN", f"BIGTHREE_DATABASE_URL driver {url.drivername!r} is untested")]
+    if url.drivername != "sqlite+aiosqlite":
+        return [
+            Finding("ERROR", "BIGTHREE_DATABASE_URL must use the async driver sqlite+aiosqlite")
+        ]
+    if url.database and url.database != ":memory:":
+        return _check_writable("directory of BIGTHREE_DATABASE_URL", Path(url.database).parent)
+    return []
+
+
+def _check_writable(what: str, directory: Path) -> list[Finding]:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".bigthree-check-"):
+            pass
+    except OSError as exc:
+        return [Finding("ERROR", f"{what} {directory} is not writable: {exc.strerror or exc}")]
+    return [Finding("OK", f"{what} {directory} is writable")]
+
+
+def _check_bind(settings: Settings, host: str, port: int) -> list[Finding]:
+    findings: list[Finding] = []
+    reason = settings.unsafe_bind_reason(host)
+    if reason:
+        findings.append(Finding("ERROR", reason))
+    elif settings.auth_enabled:
+        count = len(settings.api_keys)
+        findings.append(Finding("OK", f"authentication on: {count} key(s) in BIGTHREE_API_KEYS"))
+    else:
+        findings.append(Finding("OK", f"no BIGTHREE_API_KEYS: allowed on loopback {host}"))
+    if not 1 <= port <= 65535:
+        return [*findings, Finding("ERROR", f"port {port} is out of range 1-65535")]
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return [*findings, Finding("ERROR", f"cannot resolve bind host {host!r}: {exc.strerror}")]
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        # as uvicorn does: a port only in TIME_WAIT is free, one with a listener is not
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            return [
+                *findings,
+                Finding("ERROR", f"cannot bind {host}:{port}: {exc.strerror or exc}"),
+            ]
+    return [*findings, Finding("OK", f"{host}:{port} is free to bind")]
+
+
+def _check_combinations(settings: Settings) -> list[Finding]:
+    findings: list[Finding] = []
+    if settings.retry_initial_backoff_s > settings.retry_max_backoff_s:
+        findings.append(
+            Finding(
+                "ERROR", "BIGTHREE_RETRY_INITIAL_BACKOFF_S exceeds BIGTHREE_RETRY_MAX_BACKOFF_S"
+            )
+        )
+    if settings.drain_grace_s >= CONTAINER_STOP_GRACE_S:
+        findings.append(
+            Finding(
+                "WARN",
+                f"BIGTHREE_DRAIN_GRACE_S={settings.drain_grace_s:g} is not below the container "
+                f"stop timeout ({CONTAINER_STOP_GRACE_S:g} s in docker-compose.yml): raise "
+                "stop_grace_period too, or tasks are killed mid-drain",
+            )
+        )
+    if settings.provider_read_timeout_s > settings.max_task_timeout_s:
+        findings.append(
+            Finding(
+                "WARN",
+                "BIGTHREE_PROVIDER_READ_TIMEOUT_S exceeds BIGTHREE_MAX_TASK_TIMEOUT_S: "
+                "the task deadline always cuts the read first",
+            )
+        )
+    if settings.max_concurrent_tasks > settings.provider_max_connections:
+        findings.append(
+            Finding(
+                "WARN",
+                "BIGTHREE_MAX_CONCURRENT_TASKS exceeds BIGTHREE_PROVIDER_MAX_CONNECTIONS: "
+                "tasks will wait for pooled connections",
+            )
+        )
+    return findings
+
+
+def check_settings(
+    settings: Settings,
+    host: str | None = None,
+    port: int | None = None,
+    environ: Mapping[str, str] | None = None,
+    env_file: str = ".env",
+) -> list[Finding]:
+    """Every finding about an already-loaded `settings`, in a stable order."""
+    findings = _unknown_names(env_file, os.environ if environ is None else environ)
+    for spec in PROVIDERS:
+        findings += _check_provider(settings, spec)
+    findings += _check_cors(settings)
+    if settings.database_url:
+        findings += _check_database(settings)
+    else:
+        findings += _check_writable("BIGTHREE_DATA_DIR", settings.data_dir)
+    if settings.pricing_file is not None and not settings.pricing_file.is_file():
+        findings.append(
+            Finding(
+                "ERROR", f"BIGTHREE_PRICING_FILE {settings.pricing_file} is not a readable file"
+            )
+        )
+    findings += _check_combinations(settings)
+    findings += _check_bind(settings, host or settings.host, port or settings.port)
+    return findings
+
+
+def run_check(env_file: str, host: str | None, port: int | None, out: TextIO | None = None) -> int:
+    """Print one line per finding; 1 if any is an error, else 0."""
+    stream = out or sys.stdout
+    settings, findings = load_settings(env_file)
+    if settings is not None:
+        findings += check_settings(settings, host, port, env_file=env_file)
+    for finding in findings:
+        print(finding, file=stream)
+    return 1 if any(f.level == "ERROR" for f in findings) else 0
