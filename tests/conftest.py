@@ -48,6 +48,18 @@ def service(tmp_path_factory: pytest.TempPathFactory, fake_upstream: Proc) -> It
     proc.stop()
 
 
+AUTH_KEY = "test-key-0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def auth_service(tmp_path_factory: pytest.TempPathFactory, fake_upstream: Proc) -> Iterator[Proc]:
+    """A service with an API key configured."""
+    env = {**provider_env(fake_upstream.url), "BIGTHREE_API_KEYS": f"{AUTH_KEY},second-key-0123456789"}
+    proc = start_service(tmp_path_factory.mktemp("auth-service"), env=env)
+    yield proc
+    proc.stop()
+
+
 @pytest.fixture
 def client(service: Proc) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=service.url, timeout=10.0) as http:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from typing import Any
 
 import httpx
@@ -45,8 +46,29 @@ def ws_url(base: str, path: str, **params: Any) -> str:
     return base.replace("http://", "ws://") + path + (f"?{query}" if query else "")
 
 
-def open_events(base: str, **params: Any) -> ClientConnection:
-    return connect(ws_url(base, "/v1/events/ws", **params), open_timeout=10, close_timeout=5)
+def open_events(
+    base: str,
+    *,
+    headers: dict[str, str] | None = None,
+    stalled: bool = False,
+    **params: Any,
+) -> ClientConnection:
+    """Open the event stream. `stalled=True` makes a client that reads as little as it can:
+    a one-frame receive queue and a small fixed socket buffer (no TCP autotuning)."""
+    sock = None
+    if stalled:
+        host, port = base.removeprefix("http://").split(":")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32_768)
+        sock.connect((host, int(port)))
+    return connect(
+        ws_url(base, "/v1/events/ws", **params),
+        open_timeout=10,
+        close_timeout=5,
+        additional_headers=headers,
+        max_queue=1 if stalled else 16,
+        sock=sock,
+    )
 
 
 def recv_json(ws: ClientConnection, timeout: float = 10.0) -> dict[str, Any]:

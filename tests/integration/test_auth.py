@@ -1,0 +1,85 @@
+"""Authentication on every route but /health (and /metrics unless configured)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import httpx
+import pytest
+
+from tests.conftest import AUTH_KEY, provider_env
+from tests.support.procs import BIGTHREE, start_service
+
+PROTECTED = [
+    ("GET", "/ready", None),
+    ("GET", "/v1/agents", None),
+    ("POST", "/v1/agents", {"name": "a1", "model": "m"}),
+    ("GET", "/v1/agents/a1", None),
+    ("DELETE", "/v1/agents/a1", None),
+    ("POST", "/v1/agents/a1/tasks", {"prompt": "x"}),
+    ("GET", "/v1/agents/a1/tasks", None),
+    ("GET", "/v1/tasks/abc123", None),
+    ("POST", "/v1/tasks/abc123/cancel", None),
+    ("POST", "/v1/events", {"type": "x"}),
+    ("GET", "/v1/events", None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), PROTECTED)
+def test_protected_routes_need_a_valid_key(auth_service, method: str, path: str, body) -> None:
+    """Without a key, or with a wrong one, every API route answers 401 in the error shape."""
+    for headers in ({}, {"Authorization": "Bearer not-the-right-key-at-all"}, {"Authorization": AUTH_KEY}):
+        response = httpx.request(method, auth_service.url + path, json=body, headers=headers)
+        assert response.status_code == 401, (path, headers)
+        assert response.json()["error"]["type"] == "unauthorized"
+    ok = httpx.request(method, auth_service.url + path, json=body, headers={"Authorization": f"Bearer {AUTH_KEY}"})
+    assert ok.status_code != 401
+
+
+def test_open_routes(auth_service) -> None:
+    """/health and (by default) /metrics need no key; the second configured key works too."""
+    assert httpx.get(auth_service.url + "/health").status_code == 200
+    assert httpx.get(auth_service.url + "/metrics").status_code == 200
+    second = httpx.get(auth_service.url + "/v1/agents", headers={"Authorization": "Bearer second-key-0123456789"})
+    assert second.status_code == 200
+
+
+def test_metrics_can_require_auth(tmp_path, fake_upstream) -> None:
+    """BIGTHREE_METRICS_REQUIRE_AUTH=true puts /metrics behind the key."""
+    env = {**provider_env(fake_upstream.url), "BIGTHREE_API_KEYS": AUTH_KEY, "BIGTHREE_METRICS_REQUIRE_AUTH": "true"}
+    proc = start_service(tmp_path, env=env)
+    try:
+        assert httpx.get(proc.url + "/metrics").status_code == 401
+        authed = httpx.get(proc.url + "/metrics", headers={"Authorization": f"Bearer {AUTH_KEY}"})
+        assert authed.status_code == 200 and "bigthree_tasks_total" in authed.text
+    finally:
+        proc.stop()
+
+
+def test_refuses_public_bind_without_keys(tmp_path) -> None:
+    """Asked to bind beyond loopback with no keys, the server exits 2 with a clear message."""
+    result = subprocess.run(
+        [*BIGTHREE, "serve", "--host", "0.0.0.0", "--port", "8999"],
+        env={"PATH": "/usr/bin:/bin", "BIGTHREE_API_KEYS": "", "BIGTHREE_DATA_DIR": str(tmp_path)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "refusing to bind 0.0.0.0 without authentication" in result.stderr
+    assert "BIGTHREE_API_KEYS" in result.stderr
+
+
+def test_short_keys_are_refused(tmp_path) -> None:
+    """An API key shorter than 16 characters is a configuration error at start-up."""
+    result = subprocess.run(
+        [*BIGTHREE, "serve", "--port", "8998"],
+        env={"PATH": "/usr/bin:/bin", "BIGTHREE_API_KEYS": "short", "BIGTHREE_DATA_DIR": str(tmp_path)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "at least 16 characters" in result.stderr

@@ -1,0 +1,54 @@
+"""A subscriber that stops reading is dropped; publishers and other subscribers carry on."""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from tests.conftest import provider_env
+from tests.support.api import open_events, recv_json
+from tests.support.procs import start_service
+
+EVENTS = 300
+
+
+def test_slow_subscriber_is_dropped_without_blocking_others(tmp_path, fake_upstream) -> None:
+    """A stalled reader is closed with 4008; posts still succeed and a live reader gets all."""
+    env = {**provider_env(fake_upstream.url), "BIGTHREE_WS_QUEUE_SIZE": "10"}
+    proc = start_service(tmp_path, env=env)
+    # incompressible, so permessage-deflate cannot hide the volume
+    blob = base64.b64encode(os.urandom(45_000)).decode()
+    received: list[dict[str, Any]] = []
+    try:
+        with httpx.Client(base_url=proc.url, timeout=10) as http, open_events(
+            proc.url, stalled=True, type="bulk"
+        ) as stalled, open_events(proc.url, type="bulk") as healthy:
+
+            def read_all() -> None:
+                while len(received) < EVENTS:
+                    received.append(recv_json(healthy, timeout=30))
+
+            reader = threading.Thread(target=read_all)
+            reader.start()
+            seqs = []
+            for i in range(EVENTS):
+                response = http.post("/v1/events", json={"type": "bulk", "payload": {"i": i, "blob": blob}})
+                assert response.status_code == 201
+                seqs.append(response.json()["seq"])
+            reader.join(timeout=60)
+            assert [e["seq"] for e in received] == seqs
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    stalled.recv(timeout=30)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4008
+            assert "after_seq" in closed.value.rcvd.reason
+        metrics = httpx.get(proc.url + "/metrics").text
+        assert 'bigthree_ws_dropped_total{reason="slow_consumer",stream="events"} 1.0' in metrics
+    finally:
+        proc.stop()
