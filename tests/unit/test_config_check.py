@@ -234,7 +234,10 @@ def test_base_urls_are_checked(tmp_path: Path, value: str, level: str) -> None:
 
 def test_bad_cors_origin_is_an_error(tmp_path: Path) -> None:
     """A CORS entry with a path is not an origin."""
-    env = {**good_env(tmp_path), "BIGTHREE_CORS_ORIGINS": "https://ok.example,https://x.example/app"}
+    env = {
+        **good_env(tmp_path),
+        "BIGTHREE_CORS_ORIGINS": "https://ok.example,https://x.example/app",
+    }
     code, lines = check(tmp_path, env)
     assert code == 1
     errors = lines_at("ERROR", lines)
