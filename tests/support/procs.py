@@ -114,6 +114,7 @@ def start_service(
         "BIGTHREE_LOG_FORMAT": "json",
         "BIGTHREE_LOG_LEVEL": "INFO",
         "BIGTHREE_API_KEYS": "",
+        "BIGTHREE_DRAIN_GRACE_S": "2",
         # never let a developer's real keys or .env reach a test
         "OPENAI_API_KEY": "sk-test-not-a-real-key",
         "ANTHROPIC_API_KEY": "sk-ant-test-not-a-real-key",
