@@ -452,6 +452,13 @@ class AgentManager:
         if error is not None:
             payload["error"] = error.model_dump()
         self._emit_task(f"task.{state.value}", task, payload)
+        log.info(
+            "task_finished",
+            state=state.value,
+            run_s=payload["run_s"],
+            attempts=call.attempts,
+            error_type=error.type if error else None,
+        )
 
     async def _finish_unstarted(self, task: Task, state: TaskState, reason: str) -> None:
         error = TaskError(type=state.value, message=reason)
