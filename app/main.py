@@ -17,8 +17,9 @@ from app import __version__
 from app.agents.endpoints import router as agents_router
 from app.agents.kinds.chat import ChatRunner
 from app.agents.llm import LLMClient
-from app.agents.repository import AgentRepository, TaskRepository
+from app.agents.repository import AgentRepository, TaskRepository, UsageRepository
 from app.agents.service import AgentManager
+from app.agents.telemetry import ResilienceTelemetry
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
 from app.core.metrics import Metrics
@@ -28,34 +29,15 @@ from app.events.hub import GOING_AWAY, Hub
 from app.events.repository import EventRepository
 from app.events.service import EventBus
 from app.health.endpoints import router as health_router
+from app.providers.endpoints import router as providers_router
+from app.providers.gateway import ProviderGateway, ResilienceConfig
 from app.providers.pricing import PriceTable
-from app.providers.registry import build_providers
-from app.resilience.policy import ResiliencePolicy
-from app.resilience.retry import RetryPolicy
-from app.resilience.timeouts import Timeouts
+from app.providers.registry import PROVIDER_NAMES, build_providers
 from app.state import State
 from app.store.engine import create_engine
 from app.store.migrations import migrate
 
 log = structlog.get_logger(__name__)
-
-
-def _timeouts(settings: Settings) -> Timeouts:
-    return Timeouts(
-        connect=settings.provider_connect_timeout_s,
-        read=settings.provider_read_timeout_s,
-        write=settings.provider_write_timeout_s,
-        pool=settings.provider_pool_timeout_s,
-    )
-
-
-def _retry(settings: Settings) -> RetryPolicy:
-    return RetryPolicy(
-        max_attempts=settings.retry_max_attempts,
-        initial_backoff_s=settings.retry_initial_backoff_s,
-        max_backoff_s=settings.retry_max_backoff_s,
-        max_server_wait_s=settings.retry_max_server_wait_s,
-    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -79,14 +61,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ).inc()
         )
         await bus.start()
-        providers = build_providers(settings, _timeouts(settings))
-        policies = {name: ResiliencePolicy(name, retry=_retry(settings)) for name in providers}
+        telemetry = ResilienceTelemetry(bus, metrics)
+        gateway = ProviderGateway(
+            build_providers(settings),
+            ResilienceConfig.from_settings(settings),
+            telemetry.hooks(),
+            base_urls={n: getattr(settings, f"{n}_base_url") for n in PROVIDER_NAMES},
+        )
         llm = LLMClient(
-            providers,
-            policies,
+            gateway,
             bus=bus,
             metrics=metrics,
             prices=PriceTable.load(settings.pricing_file),
+            usage=UsageRepository(engine),
+            telemetry=telemetry,
         )
         manager = AgentManager(
             settings=settings,
@@ -98,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             runners={"chat": ChatRunner()},
         )
         await manager.start()
-        app.state.bigthree = State(settings, metrics, engine, hub, bus, manager)
+        app.state.bigthree = State(settings, metrics, engine, hub, bus, manager, gateway)
         bus.emit("service.started", payload={"version": __version__})
         log.info("service_started", version=__version__, database=_safe_url(settings))
         try:
@@ -108,8 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             hub.close_all(GOING_AWAY)
             bus.emit("service.stopped", payload={})
             await bus.stop()
-            for provider in providers.values():
-                await provider.aclose()
+            await gateway.aclose()
             await engine.dispose()
             log.info("service_stopped")
 
@@ -130,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(agents_router)
     app.include_router(events_router)
+    app.include_router(providers_router)
     return app
 
 

@@ -14,6 +14,7 @@ from app.core.metrics import Metrics
 from app.core.security import check_request
 from app.events.hub import Hub
 from app.events.service import EventBus
+from app.providers.gateway import ProviderGateway
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,7 @@ class State:
     hub: Hub
     bus: EventBus
     manager: AgentManager
+    gateway: ProviderGateway
 
 
 def get_state(request: Request) -> State:
@@ -39,6 +41,10 @@ def get_bus(request: Request) -> EventBus:
     return get_state(request).bus
 
 
+def get_gateway(request: Request) -> ProviderGateway:
+    return get_state(request).gateway
+
+
 def require_auth(request: Request) -> None:
     check_request(get_state(request).settings, request)
 
@@ -46,4 +52,5 @@ def require_auth(request: Request) -> None:
 StateDep = Annotated[State, Depends(get_state)]
 ManagerDep = Annotated[AgentManager, Depends(get_manager)]
 BusDep = Annotated[EventBus, Depends(get_bus)]
+GatewayDep = Annotated[ProviderGateway, Depends(get_gateway)]
 AuthDep = Depends(require_auth)

@@ -11,6 +11,7 @@ from app.agents.schemas import (
     Agent,
     AgentCreate,
     AgentList,
+    CostReport,
     Task,
     TaskCreate,
     TaskList,
@@ -59,6 +60,11 @@ async def list_tasks(
 @router.get("/tasks/{task_id}", response_model=Task)
 async def get_task(task_id: TaskId, manager: ManagerDep) -> Task:
     return await manager.get_task(task_id)
+
+
+@router.get("/costs", response_model=CostReport)
+async def report_costs(manager: ManagerDep) -> CostReport:
+    return await manager.report_costs()
 
 
 @router.post("/tasks/{task_id}/cancel", response_model=Task)

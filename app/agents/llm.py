@@ -1,77 +1,104 @@
-"""The one door to providers for agent loops: resilience, events, metrics and cost per call.
+"""The one door to providers for agent loops: resilience, fallbacks, events, metrics, cost.
 
-Every attempt emits `llm.request` then `llm.response` or `llm.error`; every retry emits
-`llm.retry`. The agent/task a call belongs to travels in a context variable, so resilience
-hooks (plain callables) can attribute what they report.
+Every attempt emits `llm.request` then `llm.response` or `llm.error`; streamed text arrives as
+`llm.delta` events (coalesced to about ten a second). Retries, breaker changes, bulkhead
+rejections and fallback hops are reported by `ResilienceTelemetry` through the policy hooks.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Mapping
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
 
+from app.agents.repository import UsageRepository
+from app.agents.schemas import ModelRef
+from app.agents.telemetry import CallContext, ResilienceTelemetry, call_scope
 from app.core.metrics import Metrics
 from app.events.service import EventBus
 from app.providers import errors as pe
-from app.providers.base import Completion, CompletionRequest, Provider, Usage
+from app.providers.base import Completion, CompletionRequest, Provider, StreamDone, TextDelta
+from app.providers.gateway import ProviderGateway
 from app.providers.pricing import PriceTable
-from app.resilience.policy import ResiliencePolicy, RetryRecord
+from app.resilience.fallback import call_with_fallbacks, default_should_fall_back
+
+__all__ = ["CallContext", "LLMClient"]
+
+DELTA_INTERVAL_S = 0.1
+DELTA_MAX_CHARS = 2000
 
 
-@dataclass(slots=True)
-class CallContext:
-    """Who a call is for, and what it has cost so far (mutated as attempts complete)."""
-
-    agent: str | None = None
-    task_id: str | None = None
-    attempts: int = 0
-    usage: Usage = field(default_factory=Usage)
-    cost_usd: float = 0.0
-
-
-_current: ContextVar[CallContext | None] = ContextVar("bigthree_llm_call", default=None)
+def should_fall_back(exc: BaseException) -> bool:
+    """Hop to the next model when the primary is open, full, exhausted, out of quota or
+    not configured; never on bad requests, which would fail the same way anywhere."""
+    return default_should_fall_back(exc) or isinstance(exc, pe.QuotaExhausted | pe.NotConfigured)
 
 
 class LLMClient:
     def __init__(
         self,
-        providers: Mapping[str, Provider],
-        policies: Mapping[str, ResiliencePolicy],
+        gateway: ProviderGateway,
         *,
         bus: EventBus,
         metrics: Metrics,
         prices: PriceTable,
+        usage: UsageRepository,
+        telemetry: ResilienceTelemetry,
     ) -> None:
-        self._providers = providers
-        self._policies = policies
+        self.gateway = gateway
         self._bus = bus
         self._metrics = metrics
         self._prices = prices
-        for policy in policies.values():
-            policy.hooks.on_retry.append(self._on_retry)
+        self._usage = usage
+        self._telemetry = telemetry
 
     @property
     def provider_names(self) -> list[str]:
-        return sorted(self._providers)
+        return self.gateway.names
+
+    async def usage_totals(self) -> list[dict[str, Any]]:
+        """Cumulative calls, tokens and cost per provider/model (all time)."""
+        return await self._usage.totals()
 
     async def complete(
-        self, provider_name: str, request: CompletionRequest, ctx: CallContext
+        self,
+        provider_name: str,
+        request: CompletionRequest,
+        ctx: CallContext,
+        *,
+        fallbacks: Sequence[ModelRef] = (),
+        stream: bool = False,
     ) -> Completion:
-        provider = self._providers.get(provider_name)
-        policy = self._policies.get(provider_name)
-        if provider is None or policy is None:
+        """One completion from the primary model, or from the first fallback that answers."""
+        route = [(provider_name, request.model), *((f.provider, f.model) for f in fallbacks)]
+        candidates = [
+            (
+                f"{p}/{m}",
+                partial(self._call_one, p, dataclasses.replace(request, model=m), ctx, stream),
+            )
+            for p, m in route
+        ]
+        with call_scope(ctx):
+            if len(candidates) == 1:
+                return await candidates[0][1]()
+            return await call_with_fallbacks(
+                candidates, should_fall_back=should_fall_back, on_hop=self._telemetry.on_fallback
+            )
+
+    async def _call_one(
+        self, provider_name: str, request: CompletionRequest, ctx: CallContext, stream: bool
+    ) -> Completion:
+        provider = self.gateway.providers.get(provider_name)
+        if provider is None:
             raise pe.NotConfigured(
                 f"provider {provider_name!r} is not configured", provider=provider_name
             )
-        token = _current.set(ctx)
-        try:
-            return await policy.call(
-                lambda timeout_s: self._attempt(provider, request, ctx, timeout_s)
-            )
-        finally:
-            _current.reset(token)
+        policy = self.gateway.policy_for(provider_name, request.model)
+        return await policy.call(
+            lambda timeout_s: self._attempt(provider, request, ctx, timeout_s, stream)
+        )
 
     async def _attempt(
         self,
@@ -79,81 +106,119 @@ class LLMClient:
         request: CompletionRequest,
         ctx: CallContext,
         timeout_s: float | None,
+        stream: bool,
     ) -> Completion:
         ctx.attempts += 1
         name, model = provider.name, request.model
         model_label = self._metrics.model_label(model)
-        self._bus.emit(
+        self._emit(
             "llm.request",
-            source="provider",
-            agent=ctx.agent,
-            task_id=ctx.task_id,
-            payload={
+            ctx,
+            {
                 "provider": name,
                 "model": model,
                 "attempt": ctx.attempts,
                 "messages": len(request.messages),
                 "tools": len(request.tools),
-                "timeout_s": timeout_s,
+                "stream": stream,
+                "timeout_s": None if timeout_s is None else round(timeout_s, 3),
             },
         )
         started = time.perf_counter()
         try:
-            completion = await provider.complete(request, timeout_s=timeout_s)
+            if stream:
+                completion = await self._stream(provider, request, ctx, timeout_s)
+            else:
+                completion = await provider.complete(request, timeout_s=timeout_s)
         except pe.ProviderError as exc:
             elapsed = time.perf_counter() - started
             self._metrics.llm_requests.labels(name, model_label, exc.reason).inc()
             self._metrics.llm_duration.labels(name, model_label).observe(elapsed)
-            self._bus.emit(
+            self._emit(
                 "llm.error",
-                source="provider",
-                agent=ctx.agent,
-                task_id=ctx.task_id,
-                payload={**exc.describe(), "duration_s": round(elapsed, 4)},
+                ctx,
+                {**exc.describe(), "model": model, "duration_s": round(elapsed, 4)},
             )
             raise
         elapsed = time.perf_counter() - started
-        cost = self._prices.cost(name, model, completion.usage)
-        ctx.usage = ctx.usage + completion.usage
+        await self._account(name, model, model_label, completion, ctx, elapsed)
+        return completion
+
+    async def _stream(
+        self,
+        provider: Provider,
+        request: CompletionRequest,
+        ctx: CallContext,
+        timeout_s: float | None,
+    ) -> Completion:
+        pending: list[str] = []
+        last_flush = time.perf_counter()
+        completion: Completion | None = None
+
+        def flush() -> None:
+            nonlocal last_flush
+            if pending:
+                self._emit("llm.delta", ctx, {"text": "".join(pending), "attempt": ctx.attempts})
+                pending.clear()
+            last_flush = time.perf_counter()
+
+        async for event in provider.stream(request, timeout_s=timeout_s):
+            if isinstance(event, TextDelta):
+                pending.append(event.text)
+                size = sum(len(p) for p in pending)
+                if size >= DELTA_MAX_CHARS or time.perf_counter() - last_flush >= DELTA_INTERVAL_S:
+                    flush()
+            elif isinstance(event, StreamDone):
+                completion = event.completion
+        flush()
+        if completion is None:
+            raise pe.MalformedResponse(
+                f"{provider.name}: stream ended without a final message", provider=provider.name
+            )
+        return completion
+
+    async def _account(
+        self,
+        name: str,
+        model: str,
+        model_label: str,
+        completion: Completion,
+        ctx: CallContext,
+        elapsed: float,
+    ) -> None:
+        usage = completion.usage
+        cost = self._prices.cost(name, model, usage)
+        ctx.usage = ctx.usage + usage
         ctx.cost_usd += cost
         m = self._metrics
         m.llm_requests.labels(name, model_label, "success").inc()
         m.llm_duration.labels(name, model_label).observe(elapsed)
-        m.llm_tokens.labels(name, model_label, "input").inc(completion.usage.input_tokens)
-        m.llm_tokens.labels(name, model_label, "output").inc(completion.usage.output_tokens)
+        m.llm_tokens.labels(name, model_label, "input").inc(usage.input_tokens)
+        m.llm_tokens.labels(name, model_label, "output").inc(usage.output_tokens)
         m.llm_cost.labels(name, model_label).inc(cost)
-        self._bus.emit(
+        await self._usage.add(name, model, usage, cost)
+        self._emit(
             "llm.response",
-            source="provider",
-            agent=ctx.agent,
-            task_id=ctx.task_id,
-            payload={
+            ctx,
+            {
                 "provider": name,
                 "model": model,
                 "attempt": ctx.attempts,
                 "duration_s": round(elapsed, 4),
                 "finish_reason": completion.finish_reason,
-                "usage": completion.usage.as_dict(),
+                "usage": usage.as_dict(),
                 "cost_usd": cost,
                 "request_id": completion.request_id,
                 "tool_calls": [c.name for c in completion.tool_calls],
             },
         )
-        return completion
 
-    def _on_retry(self, record: RetryRecord) -> None:
-        ctx = _current.get()
-        self._metrics.llm_retries.labels(record.name, record.reason).inc()
+    def _emit(self, type_: str, ctx: CallContext, payload: dict[str, object]) -> None:
         self._bus.emit(
-            "llm.retry",
+            type_,
             source="provider",
-            agent=ctx.agent if ctx else None,
-            task_id=ctx.task_id if ctx else None,
-            payload={
-                "provider": record.name,
-                "attempt": record.attempt,
-                "wait_s": round(record.wait_s, 3),
-                "reason": record.reason,
-                "error": record.error,
-            },
+            agent=ctx.agent,
+            task_id=ctx.task_id,
+            session_id=ctx.session_id,
+            payload=payload,
         )

@@ -6,12 +6,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.agents.schemas import Agent, AgentState, Task, TaskState, UsageOut
 from app.core.errors import Conflict
-from app.store.schema import agents, tasks
+from app.providers.base import Usage
+from app.store.schema import agents, tasks, usage_totals
 
 
 def _usage(row: Any) -> UsageOut:
@@ -29,6 +32,7 @@ def agent_from_row(row: Any) -> Agent:
         model=row["model"],
         instructions=row["instructions"],
         fallbacks=row["fallbacks"] or [],
+        stream=bool(row.get("stream", False)),
         state=AgentState(row["state"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
@@ -151,3 +155,41 @@ class TaskRepository:
             return
         async with self._engine.begin() as conn:
             await conn.execute(update(tasks).where(tasks.c.id.in_(list(task_ids))).values(**values))
+
+
+class UsageRepository:
+    """Cumulative usage and cost per provider/model, across restarts."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def add(self, provider: str, model: str, usage: Usage, cost_usd: float) -> None:
+        values = {
+            "provider": provider,
+            "model": model,
+            "calls": 1,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cached_input_tokens": usage.cached_input_tokens,
+            "cost_usd": cost_usd,
+        }
+        t = usage_totals
+        upsert = pg_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
+        statement = upsert(t).values(**values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[t.c.provider, t.c.model],
+            set_={
+                "calls": t.c.calls + 1,
+                "input_tokens": t.c.input_tokens + usage.input_tokens,
+                "output_tokens": t.c.output_tokens + usage.output_tokens,
+                "cached_input_tokens": t.c.cached_input_tokens + usage.cached_input_tokens,
+                "cost_usd": t.c.cost_usd + cost_usd,
+            },
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(statement)
+
+    async def totals(self) -> list[dict[str, Any]]:
+        query = select(usage_totals).order_by(usage_totals.c.provider, usage_totals.c.model)
+        async with self._engine.connect() as conn:
+            return [dict(row) for row in (await conn.execute(query)).mappings()]

@@ -55,7 +55,10 @@ class AgentCreate(BaseModel):
     provider: ProviderName = "openai"
     model: str = Field("gpt-4o-mini", pattern=MODEL_PATTERN)
     instructions: str = Field("", max_length=20_000)
-    fallbacks: list[ModelRef] = Field(default_factory=list, max_length=5)
+    fallbacks: list[ModelRef] = Field(
+        default_factory=list, max_length=5, description="tried in order when the primary fails"
+    )
+    stream: bool = Field(False, description="stream completions; text arrives as llm.delta events")
 
 
 def _iso(ts: float | None) -> str | None:
@@ -77,6 +80,7 @@ class Agent(BaseModel):
     model: str
     instructions: str
     fallbacks: list[ModelRef]
+    stream: bool = False
     state: AgentState
     created_at: float
     updated_at: float
@@ -125,6 +129,34 @@ class Task(BaseModel):
     @field_serializer("created_at", "started_at", "finished_at")
     def _times(self, ts: float | None) -> str | None:
         return _iso(ts)
+
+
+class AgentCost(BaseModel):
+    agent: str
+    provider: str
+    model: str
+    cost_usd: float
+    usage: UsageOut
+
+
+class ModelCost(BaseModel):
+    provider: str
+    model: str
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    cost_usd: float
+
+
+class CostReport(BaseModel):
+    """Spend so far: per live agent, per provider/model (all time, deleted agents included)."""
+
+    total_cost_usd: float
+    total_input_tokens: int
+    total_output_tokens: int
+    by_agent: list[AgentCost]
+    by_model: list[ModelCost]
 
 
 class AgentList(BaseModel):

@@ -31,8 +31,11 @@ from app.agents.llm import CallContext, LLMClient
 from app.agents.repository import AgentRepository, TaskRepository
 from app.agents.schemas import (
     Agent,
+    AgentCost,
     AgentCreate,
     AgentState,
+    CostReport,
+    ModelCost,
     Task,
     TaskCreate,
     TaskError,
@@ -190,6 +193,7 @@ class AgentManager:
                 "model": spec.model,
                 "instructions": spec.instructions,
                 "fallbacks": [f.model_dump() for f in spec.fallbacks],
+                "stream": spec.stream,
                 "state": AgentState.IDLE,
                 "created_at": now,
                 "updated_at": now,
@@ -236,6 +240,27 @@ class AgentManager:
         rt.agent = rt.agent.model_copy(update={"state": AgentState.DELETED, "updated_at": now})
         self._bus.emit("agent.deleted", agent=name, payload={"id": rt.agent.id})
         return rt.agent
+
+    async def report_costs(self) -> CostReport:
+        """Usage and cost per live agent, per provider/model, and in total."""
+        agents = self.list_agents()
+        by_model = [ModelCost.model_validate(row) for row in await self._llm.usage_totals()]
+        return CostReport(
+            total_cost_usd=sum(m.cost_usd for m in by_model),
+            total_input_tokens=sum(m.input_tokens for m in by_model),
+            total_output_tokens=sum(m.output_tokens for m in by_model),
+            by_agent=[
+                AgentCost(
+                    agent=a.name,
+                    provider=a.provider,
+                    model=a.model,
+                    cost_usd=a.cost_usd,
+                    usage=a.usage,
+                )
+                for a in agents
+            ],
+            by_model=by_model,
+        )
 
     # --- tasks --------------------------------------------------------------------------
 

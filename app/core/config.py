@@ -98,6 +98,30 @@ class Settings(BaseSettings):
     retry_initial_backoff_s: float = Field(0.5, ge=0)
     retry_max_backoff_s: float = Field(8.0, ge=0)
     retry_max_server_wait_s: float = Field(60.0, ge=0, description="Cap on honoured retry-after.")
+    retry_budget_ratio: float = Field(
+        0.2, ge=0, le=10, description="Retries allowed per request over the budget window."
+    )
+    retry_budget_window_s: float = Field(10.0, gt=0, le=3600)
+    retry_budget_min_per_s: float = Field(
+        0.5, ge=0, description="Retries/s always allowed, so a quiet provider can still retry."
+    )
+    provider_call_timeout_s: float = Field(
+        180.0, gt=0, description="Bound on one provider attempt (the task deadline also applies)."
+    )
+    breaker_enabled: bool = Field(True, description="False: breakers start (and stay) disabled.")
+    breaker_per_model: bool = Field(
+        False, description="One breaker per provider/model instead of per provider."
+    )
+    breaker_window_size: int = Field(20, ge=1, le=10_000)
+    breaker_minimum_calls: int = Field(10, ge=1, le=10_000)
+    breaker_failure_rate_threshold: float = Field(50.0, gt=0, le=100)
+    breaker_slow_call_duration_s: float = Field(60.0, gt=0)
+    breaker_slow_call_rate_threshold: float = Field(100.0, gt=0, le=100)
+    breaker_open_wait_s: float = Field(30.0, gt=0)
+    breaker_half_open_max_calls: int = Field(3, ge=1, le=1000)
+    breaker_probe_timeout_s: float = Field(180.0, gt=0)
+    bulkhead_max_concurrent: int = Field(32, ge=1, le=10_000, description="Calls per provider.")
+    bulkhead_max_wait_s: float = Field(0.0, ge=0, le=60, description="0: fail fast when full.")
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -102,6 +102,12 @@ class Metrics:
             ["from_provider", "to_provider"],
             registry=r,
         )
+        self.llm_budget_exhausted = Counter(
+            "bigthree_llm_retry_budget_exhausted_total",
+            "Retries refused because the provider's retry budget was spent.",
+            ["provider"],
+            registry=r,
+        )
         self.circuit_state = Gauge(
             "bigthree_circuit_state",
             "Breaker state: 0 closed, 1 open, 2 half_open, 3 forced_open, 4 disabled.",

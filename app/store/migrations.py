@@ -11,10 +11,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, insert, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.store.schema import metadata, schema_version
+from app.store.schema import metadata, schema_version, usage_totals
 
 Migration = Callable[[Connection], None]
 
@@ -23,7 +23,18 @@ def _initial(conn: Connection) -> None:
     metadata.create_all(conn)
 
 
-MIGRATIONS: list[Migration] = [_initial]
+def add_column_if_missing(conn: Connection, table: str, column: str, ddl: str) -> None:
+    """`ALTER TABLE ... ADD COLUMN` unless a fresh database already has it from `_initial`."""
+    if column not in {c["name"] for c in inspect(conn).get_columns(table)}:
+        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
+
+
+def _usage_totals(conn: Connection) -> None:
+    usage_totals.create(conn, checkfirst=True)
+    add_column_if_missing(conn, "agents", "stream", "BOOLEAN NOT NULL DEFAULT 0")
+
+
+MIGRATIONS: list[Migration] = [_initial, _usage_totals]
 
 
 async def migrate(engine: AsyncEngine) -> int:

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, Float, Index, Integer, MetaData, String, Table, Text, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
 
 metadata = MetaData()
 
@@ -16,6 +28,7 @@ agents = Table(
     Column("model", String(128), nullable=False),
     Column("instructions", Text, nullable=False, default=""),
     Column("fallbacks", JSON, nullable=False, default=list),
+    Column("stream", Boolean, nullable=False, default=False),
     Column("state", String(16), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
@@ -66,6 +79,18 @@ events = Table(
     Column("task_id", String(32), nullable=True),
     Column("session_id", String(128), nullable=True),
     Column("payload", JSON, nullable=False),
+)
+
+usage_totals = Table(
+    "usage_totals",
+    metadata,
+    Column("provider", String(32), primary_key=True),
+    Column("model", String(128), primary_key=True),
+    Column("calls", Integer, nullable=False, default=0),
+    Column("input_tokens", Integer, nullable=False, default=0),
+    Column("output_tokens", Integer, nullable=False, default=0),
+    Column("cached_input_tokens", Integer, nullable=False, default=0),
+    Column("cost_usd", Float, nullable=False, default=0.0),
 )
 
 schema_version = Table(

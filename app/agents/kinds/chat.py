@@ -17,6 +17,10 @@ class ChatRunner:
             messages.append(Message("assistant", earlier.result or ""))
         messages.append(Message("user", task.prompt))
         completion = await ctx.llm.complete(
-            agent.provider, CompletionRequest(model=agent.model, messages=messages), ctx.call
+            agent.provider,
+            CompletionRequest(model=agent.model, messages=messages),
+            ctx.call,
+            fallbacks=agent.fallbacks,
+            stream=agent.stream,
         )
         return completion.text

@@ -1,0 +1,51 @@
+"""Provider routes: what is configured, breaker and bulkhead state, and breaker control."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.core.errors import NotFound
+from app.providers.gateway import BreakerAction
+from app.state import AuthDep, GatewayDep
+
+router = APIRouter(prefix="/v1", dependencies=[AuthDep], tags=["providers"])
+
+ProviderName = Annotated[str, Path(max_length=32, pattern=r"^[a-z0-9_-]+$")]
+
+
+class BreakerCommand(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: BreakerAction = Field(
+        description="reset: closed, window cleared; force_open: reject every call; "
+        "disable: let every call through. force_open/disable hold until reset."
+    )
+    model: str | None = Field(None, max_length=128, description="only with per-model breakers")
+
+
+def _plain(value: Any) -> Any:
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value  # type: ignore[arg-type]
+
+
+@router.get("/providers")
+async def list_providers(gateway: GatewayDep) -> dict[str, Any]:
+    providers = []
+    for entry in gateway.status():
+        entry["breakers"] = [_plain(b) for b in entry["breakers"]]
+        entry["retry_budget"] = _plain(entry["retry_budget"])
+        providers.append(entry)
+    return {"providers": providers}
+
+
+@router.post("/providers/{name}/breaker")
+async def control_breaker(
+    name: ProviderName, command: BreakerCommand, gateway: GatewayDep
+) -> dict[str, Any]:
+    if name not in gateway.providers:
+        raise NotFound(f"no provider named {name!r}", known=gateway.names)
+    changed = gateway.act_on_breakers(name, command.action, command.model)
+    return {"breakers": [_plain(b.snapshot()) for b in changed]}
