@@ -52,8 +52,8 @@ class AgentCreate(BaseModel):
         description="lowercase letters, digits, '-' and '_'; 1-64 characters",
     )
     kind: AgentKind = "chat"
-    provider: ProviderName = "openai"
-    model: str = Field("gpt-4o-mini", pattern=MODEL_PATTERN)
+    provider: ProviderName | None = Field(None, description="default: BIGTHREE_DEFAULT_PROVIDER")
+    model: str = Field(pattern=MODEL_PATTERN, description="the provider's model name")
     instructions: str = Field("", max_length=20_000)
     fallbacks: list[ModelRef] = Field(
         default_factory=list, max_length=5, description="tried in order when the primary fails"

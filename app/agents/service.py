@@ -181,15 +181,16 @@ class AgentManager:
             raise Conflict(f"an agent named {spec.name!r} already exists")
         if len(self._runtimes) >= self._settings.max_agents:
             raise TooManyRequests(f"agent limit reached ({self._settings.max_agents})")
-        if spec.provider not in self._llm.provider_names:
-            raise InvalidInput(f"provider {spec.provider!r} is not configured")
+        provider = spec.provider or self._settings.default_provider
+        if provider not in self._llm.provider_names:
+            raise InvalidInput(f"provider {provider!r} is not configured")
         now = time.time()
         agent = await self._agents.insert(
             {
                 "id": _new_id(),
                 "name": spec.name,
                 "kind": spec.kind,
-                "provider": spec.provider,
+                "provider": provider,
                 "model": spec.model,
                 "instructions": spec.instructions,
                 "fallbacks": [f.model_dump() for f in spec.fallbacks],
