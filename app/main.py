@@ -19,7 +19,7 @@ from app.agents.kinds.chat import ChatRunner
 from app.agents.llm import LLMClient
 from app.agents.repository import AgentRepository, TaskRepository, UsageRepository
 from app.agents.service import AgentManager
-from app.agents.telemetry import ResilienceTelemetry
+from app.agents.telemetry import GatewayCollector, ResilienceTelemetry
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
 from app.core.metrics import Metrics
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             telemetry.hooks(),
             base_urls={n: getattr(settings, f"{n}_base_url") for n in PROVIDER_NAMES},
         )
+        metrics.registry.register(GatewayCollector(gateway))
         llm = LLMClient(
             gateway,
             bus=bus,

@@ -7,13 +7,17 @@ plain callables can attribute what they report without the resilience layer know
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from app.core.metrics import CIRCUIT_STATE_VALUES, Metrics
 from app.events.service import EventBus
 from app.providers.base import Usage
+from app.providers.gateway import ProviderGateway
 from app.resilience.breaker import BreakerRejection, BreakerTransition
 from app.resilience.bulkhead import BulkheadRejection
 from app.resilience.fallback import FallbackHop
@@ -42,6 +46,33 @@ def call_scope(ctx: CallContext) -> Iterator[CallContext]:
         yield ctx
     finally:
         _current.reset(token)
+
+
+class GatewayCollector(Collector):
+    """Breaker states and bulkhead use, read from the gateway when Prometheus scrapes, so
+    every breaker is exported from its first call and in-flight counts are exact."""
+
+    def __init__(self, gateway: ProviderGateway) -> None:
+        self._gateway = gateway
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # unchecked collector: families are only known at scrape time
+
+    def collect(self) -> Iterable[Metric]:
+        state = GaugeMetricFamily(
+            "bigthree_circuit_state",
+            "Breaker state: 0 closed, 1 open, 2 half_open, 3 forced_open, 4 disabled.",
+            labels=["breaker"],
+        )
+        in_use = GaugeMetricFamily(
+            "bigthree_bulkhead_in_use", "Provider calls in flight.", labels=["provider"]
+        )
+        for name in self._gateway.names:
+            in_use.add_metric([name], self._gateway.bulkhead_in_use(name))
+            for breaker in self._gateway.breakers(name):
+                state.add_metric([breaker.name], CIRCUIT_STATE_VALUES[breaker.state.value])
+        yield state
+        yield in_use
 
 
 class ResilienceTelemetry:
@@ -84,7 +115,6 @@ class ResilienceTelemetry:
 
     def on_transition(self, t: BreakerTransition) -> None:
         m = self._metrics
-        m.circuit_state.labels(t.name).set(CIRCUIT_STATE_VALUES[t.to_state.value])
         m.circuit_transitions.labels(t.name, t.from_state.value, t.to_state.value).inc()
         # a transition belongs to the provider, not to the call that happened to trigger it
         self._bus.emit(

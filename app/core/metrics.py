@@ -1,8 +1,9 @@
 """Every Prometheus metric the service exports, in one place, on one registry per app.
 
 A registry per app (not the process-global one) keeps several apps in one process (tests,
-benchmarks) from colliding. Label values are bounded: providers and outcomes are closed sets,
-models pass through `BoundedLabel` so a client cannot mint unlimited series.
+benchmarks) from colliding. Breaker state and bulkhead use are read live at scrape time by
+`app.agents.telemetry.GatewayCollector`. Label values are bounded: providers and outcomes
+are closed sets, models pass through `BoundedLabel` so a client cannot mint unlimited series.
 """
 
 from __future__ import annotations
@@ -108,12 +109,6 @@ class Metrics:
             ["provider"],
             registry=r,
         )
-        self.circuit_state = Gauge(
-            "bigthree_circuit_state",
-            "Breaker state: 0 closed, 1 open, 2 half_open, 3 forced_open, 4 disabled.",
-            ["breaker"],
-            registry=r,
-        )
         self.circuit_transitions = Counter(
             "bigthree_circuit_transitions_total",
             "Breaker state changes.",
@@ -125,9 +120,6 @@ class Metrics:
             "Calls refused because the provider bulkhead was full.",
             ["provider"],
             registry=r,
-        )
-        self.bulkhead_in_use = Gauge(
-            "bigthree_bulkhead_in_use", "Provider calls in flight.", ["provider"], registry=r
         )
         # events and websockets
         self.events = Counter("bigthree_events_total", "Events published.", ["origin"], registry=r)

@@ -123,6 +123,9 @@ class ProviderGateway:
         self._policies[key] = policy
         return policy
 
+    def bulkhead_in_use(self, provider: str) -> int:
+        return self._bulkheads[provider].in_use
+
     def breakers(self, provider: str) -> list[CircuitBreaker]:
         return [
             p.breaker
