@@ -301,6 +301,14 @@ def _check_combinations(settings: Settings) -> list[Finding]:
                 "the task deadline always cuts the read first",
             )
         )
+    if settings.bulkhead_max_concurrent > settings.provider_max_connections:
+        findings.append(
+            Finding(
+                "WARN",
+                "BIGTHREE_BULKHEAD_MAX_CONCURRENT exceeds BIGTHREE_PROVIDER_MAX_CONNECTIONS: "
+                "admitted calls will queue for pooled connections",
+            )
+        )
     if settings.max_concurrent_tasks > settings.provider_max_connections:
         findings.append(
             Finding(

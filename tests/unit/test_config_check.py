@@ -272,6 +272,20 @@ def test_risky_combinations_warn(tmp_path: Path) -> None:
     assert any("BIGTHREE_DRAIN_GRACE_S" in line for line in lines_at("WARN", lines))
 
 
+def test_bulkhead_larger_than_connection_pool_warns(tmp_path: Path) -> None:
+    """A bulkhead admitting more calls than the pool has connections is a warning."""
+    env = {
+        **good_env(tmp_path),
+        "BIGTHREE_BULKHEAD_MAX_CONCURRENT": "64",
+        "BIGTHREE_PROVIDER_MAX_CONNECTIONS": "10",
+        "BIGTHREE_MAX_CONCURRENT_TASKS": "8",
+    }
+    code, lines = check(tmp_path, env)
+    assert code == 0
+    warnings = lines_at("WARN", lines)
+    assert any("BIGTHREE_BULKHEAD_MAX_CONCURRENT" in line for line in warnings), warnings
+
+
 def test_backoff_order_is_an_error(tmp_path: Path) -> None:
     """An initial backoff above the maximum backoff is an error."""
     env = {
