@@ -1,0 +1,1 @@
+"""Benchmarks for Big Three (loopback only). Run `python -m bench.run`."""

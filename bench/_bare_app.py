@@ -1,0 +1,82 @@
+"""Bare ASGI apps for the `/health` baseline, served under the service's uvicorn settings.
+
+    python -m bench._bare_app --kind fastapi --port 8123
+    python -m bench._bare_app --kind asgi --port 8124
+
+`serve()` builds the same `uvicorn.Config` as `app.server.run_server` (single worker, loop and
+HTTP implementation left on "auto", no access log, no log config, lifespan on), so the only
+difference from the service is the application itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import uvicorn
+from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
+
+_OK = json.dumps({"status": "ok"}).encode()
+
+
+def fastapi_app() -> FastAPI:
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+async def raw_asgi_app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["type"] != "http":
+        return
+    found = scope["path"] == "/health"
+    body = _OK if found else b'{"detail":"Not Found"}'
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200 if found else 404,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def serve(kind: str, host: str, port: int) -> None:
+    app = fastapi_app() if kind == "fastapi" else raw_asgi_app
+    # keep in step with app.server.run_server
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        ws_max_size=1_048_576,
+        timeout_graceful_shutdown=5,
+        lifespan="on",
+    )
+    uvicorn.Server(config).run()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="bare /health app for the benchmark")
+    parser.add_argument("--kind", choices=["fastapi", "asgi"], default="fastapi")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    serve(args.kind, args.host, args.port)
