@@ -309,6 +309,15 @@ def _check_combinations(settings: Settings) -> list[Finding]:
                 "admitted calls will queue for pooled connections",
             )
         )
+    if settings.max_concurrent_tasks > settings.bulkhead_max_concurrent:
+        findings.append(
+            Finding(
+                "WARN",
+                "BIGTHREE_MAX_CONCURRENT_TASKS exceeds BIGTHREE_BULKHEAD_MAX_CONCURRENT: when "
+                "every task calls one provider at once, the excess fail with bulkhead_full "
+                "(raise the bulkhead or BIGTHREE_BULKHEAD_MAX_WAIT_S)",
+            )
+        )
     if settings.max_concurrent_tasks > settings.provider_max_connections:
         findings.append(
             Finding(

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
-from app.core.config_check import known_env_names, run_check
+from app.core.config import Settings
+from app.core.config_check import check_settings, known_env_names, run_check
 from tests.support.monitoring import require_tool
 from tests.support.procs import free_port
 
@@ -393,3 +394,15 @@ def test_validate_env_script_is_strict_bash() -> None:
     script = ROOT / "validate_env.sh"
     assert os.access(script, os.X_OK)
     assert "set -euo pipefail" in script.read_text(encoding="utf-8")
+
+
+def test_task_limit_above_bulkhead_warns(tmp_path: Path) -> None:
+    """More concurrent tasks than bulkhead slots is flagged: the excess would fail fast."""
+    env = tmp_path / ".env"
+    env.write_text("BIGTHREE_MAX_CONCURRENT_TASKS=100\nBIGTHREE_BULKHEAD_MAX_CONCURRENT=32\n")
+    settings = Settings(_env_file=env)  # type: ignore[call-arg]
+    findings = check_settings(settings, environ={}, env_file=str(env))
+    assert any(
+        f.level == "WARN" and "bulkhead_full" in f.message and "MAX_CONCURRENT_TASKS" in f.message
+        for f in findings
+    )
