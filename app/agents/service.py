@@ -47,7 +47,7 @@ from app.core.errors import Conflict, Draining, InvalidInput, NotFound, TooManyR
 from app.core.metrics import Metrics
 from app.events.service import EventBus
 from app.providers.errors import ProviderError
-from app.resilience.errors import ResilienceError
+from app.resilience.errors import DeadlineExceeded, ResilienceError
 from app.resilience.timeouts import Deadline, deadline_scope
 
 log = structlog.get_logger(__name__)
@@ -403,7 +403,9 @@ class AgentManager:
     def _classify_failure(
         self, exc: Exception, deadline: Deadline, timeout_s: float
     ) -> tuple[TaskState, TaskError]:
-        if isinstance(exc, TimeoutError) or deadline.expired:
+        # DeadlineExceeded: the task's deadline cut a provider call off (asyncio may fire that
+        # timer a hair before `deadline.expired` turns true, so the type decides, not the clock)
+        if isinstance(exc, TimeoutError | DeadlineExceeded) or deadline.expired:
             return TaskState.TIMED_OUT, TaskError(
                 type="timed_out",
                 message=f"the task did not finish within its {timeout_s:g}s deadline",

@@ -83,6 +83,8 @@ class ProviderGateway:
         self._bulkheads: dict[str, Bulkhead] = {}
         self._budgets: dict[str, RetryBudget] = {}
         self._policies: dict[str, ResiliencePolicy] = {}
+        # provider-wide force_open / disable, also applied to per-model breakers made later
+        self._forced: dict[str, BreakerState] = {}
         for name in self.providers:
             self._bulkheads[name] = Bulkhead(
                 name, config.bulkhead, on_reject=tuple(hooks.on_bulkhead_rejection)
@@ -111,6 +113,8 @@ class ProviderGateway:
         )
         if not self._config.breaker_enabled:
             breaker.force(BreakerState.DISABLED)
+        elif provider in self._forced:
+            breaker.force(self._forced[provider])
         policy = ResiliencePolicy(
             provider,
             retry=self._config.retry,
@@ -157,10 +161,20 @@ class ProviderGateway:
     def act_on_breakers(
         self, provider: str, action: BreakerAction, model: str | None
     ) -> list[CircuitBreaker]:
-        """reset: closed with an empty window; force_open / disable: stay so until reset."""
+        """reset: closed with an empty window; force_open / disable: stay so until reset.
+
+        Without `model` the action covers the whole provider, including per-model breakers
+        first made after it (a model never called before must not slip past a force_open).
+        """
         if model is not None:
             targets = [self.policy_for(provider, model).breaker]
         else:
+            if action == "reset":
+                self._forced.pop(provider, None)
+            elif action == "force_open":
+                self._forced[provider] = BreakerState.FORCED_OPEN
+            else:
+                self._forced[provider] = BreakerState.DISABLED
             targets = list(self.breakers(provider))
         done = []
         for breaker in targets:
