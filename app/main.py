@@ -15,7 +15,10 @@ from prometheus_fastapi_instrumentator import Instrumentator
 
 from app import __version__
 from app.agents.endpoints import router as agents_router
+from app.agents.files import router as files_router
 from app.agents.kinds.chat import ChatRunner
+from app.agents.kinds.coder import CoderRunner
+from app.agents.kinds.orchestrator import OrchestratorRunner
 from app.agents.llm import LLMClient
 from app.agents.repository import AgentRepository, TaskRepository, UsageRepository
 from app.agents.service import AgentManager
@@ -77,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             usage=UsageRepository(engine),
             telemetry=telemetry,
         )
+        orchestrator = OrchestratorRunner(settings)
         manager = AgentManager(
             settings=settings,
             agents=AgentRepository(engine),
@@ -84,8 +88,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             bus=bus,
             llm=llm,
             metrics=metrics,
-            runners={"chat": ChatRunner()},
+            runners={
+                "chat": ChatRunner(),
+                "coder": CoderRunner(settings),
+                "orchestrator": orchestrator,
+            },
         )
+        orchestrator.bind(manager)
         await manager.start()
         app.state.bigthree = State(settings, metrics, engine, hub, bus, manager, gateway)
         bus.emit("service.started", payload={"version": __version__})
@@ -117,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
     app.include_router(agents_router)
+    app.include_router(files_router)
     app.include_router(events_router)
     app.include_router(providers_router)
     return app

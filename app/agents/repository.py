@@ -33,6 +33,7 @@ def agent_from_row(row: Any) -> Agent:
         instructions=row["instructions"],
         fallbacks=row["fallbacks"] or [],
         stream=bool(row.get("stream", False)),
+        workspace=row.get("workspace"),
         state=AgentState(row["state"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
@@ -61,6 +62,7 @@ def task_from_row(row: Any) -> Task:
         finished_at=finished,
         queue_wait_s=None if started is None else max(0.0, started - row["created_at"]),
         run_s=None if started is None or finished is None else max(0.0, finished - started),
+        files_changed=row.get("files_changed") or [],
     )
 
 

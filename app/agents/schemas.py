@@ -6,14 +6,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
 
 from app.core.config import ProviderName
 
 AGENT_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$"
 MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$"
 
-AgentKind = Literal["chat"]
+AgentKind = Literal["chat", "coder", "orchestrator"]
 
 
 class AgentState(StrEnum):
@@ -59,6 +59,18 @@ class AgentCreate(BaseModel):
         default_factory=list, max_length=5, description="tried in order when the primary fails"
     )
     stream: bool = Field(False, description="stream completions; text arrives as llm.delta events")
+    workspace: str | None = Field(
+        None,
+        max_length=4096,
+        description="coder only: an absolute directory inside one of BIGTHREE_WORKSPACE_ROOTS "
+        "(default: <data_dir>/workspaces/<name>)",
+    )
+
+    @model_validator(mode="after")
+    def _workspace_is_for_coders(self) -> AgentCreate:
+        if self.workspace is not None and self.kind != "coder":
+            raise ValueError("only coder agents have a workspace")
+        return self
 
 
 def _iso(ts: float | None) -> str | None:
@@ -81,6 +93,7 @@ class Agent(BaseModel):
     instructions: str
     fallbacks: list[ModelRef]
     stream: bool = False
+    workspace: str | None = None
     state: AgentState
     created_at: float
     updated_at: float
@@ -125,6 +138,7 @@ class Task(BaseModel):
     finished_at: float | None = None
     queue_wait_s: float | None = None
     run_s: float | None = None
+    files_changed: list[str] = Field(default_factory=list)
 
     @field_serializer("created_at", "started_at", "finished_at")
     def _times(self, ts: float | None) -> str | None:

@@ -20,13 +20,13 @@ import contextlib
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
-from app.agents.kinds.base import AgentKindRunner, RunContext
+from app.agents.kinds.base import AgentKindRunner, RunContext, TaskFailed
 from app.agents.llm import CallContext, LLMClient
 from app.agents.repository import AgentRepository, TaskRepository
 from app.agents.schemas import (
@@ -49,6 +49,8 @@ from app.events.service import EventBus
 from app.providers.errors import ProviderError
 from app.resilience.errors import DeadlineExceeded, ResilienceError
 from app.resilience.timeouts import Deadline, deadline_scope
+from app.tools.errors import WorkspaceError
+from app.tools.workspace import resolve_root
 
 log = structlog.get_logger(__name__)
 
@@ -96,6 +98,7 @@ class AgentManager:
         self._order = 0
         self._draining = False
         self._stopped = False
+        self._finish_signals: dict[str, asyncio.Event] = {}
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -184,6 +187,12 @@ class AgentManager:
         provider = spec.provider or self._settings.default_provider
         if provider not in self._llm.provider_names:
             raise InvalidInput(f"provider {provider!r} is not configured")
+        workspace = None
+        if spec.workspace is not None:
+            try:
+                workspace = str(resolve_root(spec.workspace, self._settings.workspace_roots))
+            except WorkspaceError as exc:
+                raise InvalidInput(exc.message) from None
         now = time.time()
         agent = await self._agents.insert(
             {
@@ -195,6 +204,7 @@ class AgentManager:
                 "instructions": spec.instructions,
                 "fallbacks": [f.model_dump() for f in spec.fallbacks],
                 "stream": spec.stream,
+                "workspace": workspace,
                 "state": AgentState.IDLE,
                 "created_at": now,
                 "updated_at": now,
@@ -335,8 +345,26 @@ class AgentManager:
         elif rt.running is not None and rt.running.id == task_id and rt.job is not None:
             rt.cancel_as[task_id] = TaskState.CANCELLED
             rt.job.cancel()
-            await asyncio.wait([rt.job], timeout=10.0)
+            return await self.wait_for_task(task_id, 10.0)
         return await self.get_task(task_id)
+
+    async def wait_for_task(self, task_id: str, timeout_s: float) -> Task:
+        """The task once it has finished, or as it is after `timeout_s` seconds."""
+        signal = self._finish_signals.setdefault(task_id, asyncio.Event())
+        task = await self.get_task(task_id)
+        if not task.state.finished:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    await signal.wait()
+            task = await self.get_task(task_id)
+        if task.state.finished:
+            self._finish_signals.pop(task_id, None)
+        return task
+
+    def _signal_finished(self, task_id: str) -> None:
+        signal = self._finish_signals.pop(task_id, None)
+        if signal is not None:
+            signal.set()
 
     # --- running ------------------------------------------------------------------------
 
@@ -362,6 +390,11 @@ class AgentManager:
                             raise
                     finally:
                         rt.running = None
+                    if rt.job.cancelled():  # cancelled before _execute could record it
+                        state = rt.cancel_as.pop(head.id, TaskState.CANCELLED)
+                        cancelled = state == TaskState.CANCELLED
+                        reason = "cancelled by request" if cancelled else INTERRUPTED_MESSAGE
+                        await self._finish_unstarted(head, state, reason)
         finally:
             rt.worker = None
 
@@ -379,11 +412,13 @@ class AgentManager:
         deadline = Deadline.after(task.timeout_s)
         result: str | None = None
         error: TaskError | None = None
+        ctx = RunContext(
+            self._llm, call, lambda: self._history(agent), emit=self._task_emitter(task)
+        )
         with structlog.contextvars.bound_contextvars(agent=agent.name, task_id=task.id):
             try:
                 async with asyncio.timeout(task.timeout_s):
                     with deadline_scope(deadline):
-                        ctx = RunContext(self._llm, call, lambda: self._history(agent))
                         result = await self._runners[agent.kind].run(agent, task, ctx)
                 state = TaskState.SUCCEEDED
             except asyncio.CancelledError:
@@ -398,7 +433,9 @@ class AgentManager:
                 state, error = self._classify_failure(exc, deadline, task.timeout_s)
             finally:
                 self._metrics.tasks_running.dec()
-            await self._record_finish(rt, task, state, result, error, call, started)
+            await self._record_finish(
+                rt, task, state, result, error, call, started, files_changed=ctx.files_changed
+            )
 
     def _classify_failure(
         self, exc: Exception, deadline: Deadline, timeout_s: float
@@ -417,6 +454,10 @@ class AgentManager:
             )
         if isinstance(exc, ResilienceError):
             return TaskState.FAILED, TaskError(type=exc.reason, message=str(exc))
+        if isinstance(exc, TaskFailed):
+            return TaskState.FAILED, TaskError(
+                type=exc.type, message=exc.message, details=exc.details
+            )
         log.exception("task_crashed")
         return TaskState.FAILED, TaskError(
             type="internal_error", message=f"the agent loop failed: {type(exc).__name__}"
@@ -431,6 +472,8 @@ class AgentManager:
         error: TaskError | None,
         call: CallContext,
         started: float,
+        *,
+        files_changed: list[str],
     ) -> None:
         now = time.time()
         usage = call.usage
@@ -445,6 +488,7 @@ class AgentManager:
             cost_usd=call.cost_usd,
             attempts=call.attempts,
             finished_at=now,
+            files_changed=files_changed,
         )
         await self._agents.add_usage(
             rt.agent.id,
@@ -479,6 +523,9 @@ class AgentManager:
             payload["result"] = result
         if error is not None:
             payload["error"] = error.model_dump()
+        if files_changed:
+            payload["files_changed"] = files_changed
+        self._signal_finished(task.id)
         self._emit_task(f"task.{state.value}", task, payload)
         log.info(
             "task_finished",
@@ -495,6 +542,7 @@ class AgentManager:
         )
         kind = self._runtimes[task.agent].agent.kind if task.agent in self._runtimes else "chat"
         self._metrics.tasks_finished.labels(kind, state.value).inc()
+        self._signal_finished(task.id)
         self._emit_task(f"task.{state.value}", task, {"error": error.model_dump()})
 
     async def _history(self, agent: Agent) -> list[Task]:
@@ -530,6 +578,16 @@ class AgentManager:
     def _refuse_if_draining(self) -> None:
         if self._draining:
             raise Draining("the service is shutting down and accepts no new work")
+
+    def _task_emitter(self, task: Task) -> Callable[[str, dict[str, Any]], None]:
+        """Emit events about `task` from inside its run (tool calls, results)."""
+
+        def emit(type_: str, payload: dict[str, Any]) -> None:
+            self._bus.emit(
+                type_, source="agent", agent=task.agent, task_id=task.id, payload=payload
+            )
+
+        return emit
 
     def _emit_task(self, type_: str, task: Task, payload: dict[str, Any]) -> None:
         self._bus.emit(type_, agent=task.agent, task_id=task.id, payload=payload)

@@ -63,6 +63,31 @@ class Settings(BaseSettings):
     chat_history_turns: int = Field(10, ge=0, le=1000)
     drain_grace_s: float = Field(25.0, ge=0, description="SIGTERM: wait this long for tasks.")
 
+    # --- coder and orchestrator agents --------------------------------------------------
+    workspace_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated absolute directories a coder's `workspace` may lie in. "
+        "Empty: every coder works in <data_dir>/workspaces/<name>.",
+    )
+    workspace_max_file_bytes: int = Field(
+        10_485_760, ge=1024, le=1_073_741_824, description="Largest file a tool reads or writes."
+    )
+    workspace_quota_bytes: int = Field(
+        1_073_741_824, ge=1024, description="Most bytes a workspace may hold after a write."
+    )
+    tool_loop_max_steps: int = Field(
+        25, ge=1, le=1000, description="Model calls per coder/orchestrator task."
+    )
+    task_max_cost_usd: float = Field(
+        5.0, ge=0, description="USD one coder/orchestrator task may spend (0: no cap)."
+    )
+    orchestrator_max_created_agents: int = Field(
+        5, ge=0, le=1000, description="Agents one orchestrator task may create."
+    )
+    orchestrator_may_create_orchestrators: bool = Field(
+        False, description="Let an orchestrator create orchestrator agents."
+    )
+
     # --- events -------------------------------------------------------------------------
     ws_queue_size: int = Field(1000, ge=10, description="Per-subscriber buffer before drop.")
     event_payload_max_bytes: int = Field(65_536, ge=256)
@@ -135,6 +160,21 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("workspace_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("workspace_roots")
+    @classmethod
+    def _roots_are_absolute(cls, value: list[Path]) -> list[Path]:
+        relative = [str(root) for root in value if not root.is_absolute()]
+        if relative:
+            raise ValueError(f"workspace roots must be absolute directories: {relative}")
         return value
 
     @field_validator("openai_base_url", "anthropic_base_url", "gemini_base_url")

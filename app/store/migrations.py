@@ -34,7 +34,12 @@ def _usage_totals(conn: Connection) -> None:
     add_column_if_missing(conn, "agents", "stream", "BOOLEAN NOT NULL DEFAULT 0")
 
 
-MIGRATIONS: list[Migration] = [_initial, _usage_totals]
+def _workspaces(conn: Connection) -> None:
+    add_column_if_missing(conn, "agents", "workspace", "TEXT")
+    add_column_if_missing(conn, "tasks", "files_changed", "JSON")
+
+
+MIGRATIONS: list[Migration] = [_initial, _usage_totals, _workspaces]
 
 
 async def migrate(engine: AsyncEngine) -> int:

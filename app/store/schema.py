@@ -29,6 +29,7 @@ agents = Table(
     Column("instructions", Text, nullable=False, default=""),
     Column("fallbacks", JSON, nullable=False, default=list),
     Column("stream", Boolean, nullable=False, default=False),
+    Column("workspace", Text, nullable=True),
     Column("state", String(16), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
@@ -66,6 +67,7 @@ tasks = Table(
     Column("started_at", Float, nullable=True),
     Column("finished_at", Float, nullable=True),
     Column("order_key", Integer, nullable=False),
+    Column("files_changed", JSON, nullable=True),
 )
 
 events = Table(

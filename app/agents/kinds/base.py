@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from app.agents.llm import CallContext, LLMClient
 from app.agents.schemas import Agent, Task
@@ -17,6 +17,19 @@ class RunContext:
     history: Callable[
         [], Awaitable[list[Task]]
     ]  # the agent's earlier succeeded tasks, oldest first
+    emit: Callable[[str, dict[str, Any]], None] = lambda type_, payload: None  # task event
+    files_changed: list[str] = field(default_factory=list)  # workspace paths the run changed
+
+
+class TaskFailed(Exception):
+    """Raised by a runner to end its task `failed` with a typed, readable error
+    (e.g. `step_limit`, `cost_limit`)."""
+
+    def __init__(self, type_: str, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.type = type_
+        self.message = message
+        self.details = details
 
 
 class AgentKindRunner(Protocol):

@@ -1,0 +1,92 @@
+"""Read a coder agent's workspace over HTTP, through the same sandbox as its tools.
+
+    GET /v1/agents/{name}/files?glob=**&limit=1000   list regular files
+    GET /v1/agents/{name}/files/{path}               one text file's content
+
+Refusals use the service's error shape: 404 for a missing agent, workspace or file; 400 for
+a refused path, a non-regular or binary file; 413 for a file over the size limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel
+
+from app.agents.endpoints import AgentName
+from app.agents.kinds.coder import open_workspace
+from app.agents.schemas import Agent
+from app.core.errors import AppError, BadRequest, NotFound, PayloadTooLarge
+from app.state import AuthDep, ManagerDep, StateDep
+from app.tools.errors import FileMissing, FileTooLarge, WorkspaceError
+from app.tools.workspace import MAX_PATH_CHARS, Workspace
+
+router = APIRouter(prefix="/v1", dependencies=[AuthDep], tags=["agents"])
+
+
+class FileEntry(BaseModel):
+    path: str
+    size: int
+    modified_at: float
+
+
+class FileList(BaseModel):
+    files: list[FileEntry]
+    truncated: bool
+
+
+class FileContent(BaseModel):
+    path: str
+    size: int
+    content: str
+
+
+def _http_error(exc: WorkspaceError) -> AppError:
+    if isinstance(exc, FileMissing):
+        return NotFound(exc.message, reason=exc.kind)
+    if isinstance(exc, FileTooLarge):
+        return PayloadTooLarge(exc.message, reason=exc.kind)
+    return BadRequest(exc.message, reason=exc.kind)
+
+
+def _workspace(state: StateDep, agent: Agent) -> Workspace:
+    if agent.kind != "coder":
+        raise NotFound(f"{agent.name} is a {agent.kind} agent; only coder agents have files")
+    try:
+        return open_workspace(state.settings, agent)
+    except WorkspaceError as exc:
+        raise _http_error(exc) from None
+
+
+@router.get("/agents/{name}/files", response_model=FileList)
+async def list_files(
+    name: AgentName,
+    manager: ManagerDep,
+    state: StateDep,
+    glob: Annotated[str, Query(min_length=1, max_length=256)] = "**",
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> FileList:
+    workspace = _workspace(state, manager.get_agent(name))
+    try:
+        files, more = await asyncio.to_thread(workspace.list_files, glob, limit)
+    except WorkspaceError as exc:
+        raise _http_error(exc) from None
+    entries = [FileEntry(path=f.path, size=f.size, modified_at=f.modified_at) for f in files]
+    return FileList(files=entries, truncated=more)
+
+
+@router.get("/agents/{name}/files/{path:path}", response_model=FileContent)
+async def read_file(
+    name: AgentName,
+    path: Annotated[str, Path(max_length=MAX_PATH_CHARS)],
+    manager: ManagerDep,
+    state: StateDep,
+) -> FileContent:
+    workspace = _workspace(state, manager.get_agent(name))
+    try:
+        content = await asyncio.to_thread(workspace.read_text, path)
+    except WorkspaceError as exc:
+        raise _http_error(exc) from None
+    return FileContent(path=path, size=len(content.encode()), content=content)
