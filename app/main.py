@@ -23,6 +23,7 @@ from app.agents.llm import LLMClient
 from app.agents.repository import AgentRepository, TaskRepository, UsageRepository
 from app.agents.service import AgentManager
 from app.agents.telemetry import GatewayCollector, ResilienceTelemetry
+from app.agents.usage import UsageLedger
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
 from app.core.metrics import Metrics
@@ -72,12 +73,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             base_urls={n: getattr(settings, f"{n}_base_url") for n in PROVIDER_NAMES},
         )
         metrics.registry.register(GatewayCollector(gateway))
+        usage = UsageLedger(UsageRepository(engine))
+        usage.start()
         llm = LLMClient(
             gateway,
             bus=bus,
             metrics=metrics,
             prices=PriceTable.load(settings.pricing_file),
-            usage=UsageRepository(engine),
+            usage=usage,
             telemetry=telemetry,
         )
         orchestrator = OrchestratorRunner(settings)
@@ -103,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await manager.shutdown()
+            await usage.aclose()
             hub.close_all(GOING_AWAY)
             bus.emit("service.stopped", payload={})
             await bus.stop()
@@ -119,7 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     Instrumentator(
         should_group_status_codes=True,
-        excluded_handlers=["/metrics"],
+        excluded_handlers=["/metrics", "/health"],  # probes: frequent, and never interesting
         registry=metrics.registry,
     ).instrument(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from app.agents.repository import UsageRepository
 from app.agents.schemas import ModelRef
 from app.agents.telemetry import CallContext, ResilienceTelemetry, call_scope
+from app.agents.usage import UsageLedger
 from app.core.metrics import Metrics
 from app.events.service import EventBus
 from app.providers import errors as pe
@@ -44,7 +44,7 @@ class LLMClient:
         bus: EventBus,
         metrics: Metrics,
         prices: PriceTable,
-        usage: UsageRepository,
+        usage: UsageLedger,
         telemetry: ResilienceTelemetry,
     ) -> None:
         self.gateway = gateway
@@ -196,7 +196,7 @@ class LLMClient:
         m.llm_tokens.labels(name, model_label, "input").inc(usage.input_tokens)
         m.llm_tokens.labels(name, model_label, "output").inc(usage.output_tokens)
         m.llm_cost.labels(name, model_label).inc(cost)
-        await self._usage.add(name, model, usage, cost)
+        self._usage.record(name, model, usage, cost)
         self._emit(
             "llm.response",
             ctx,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -92,21 +93,6 @@ class AgentRepository:
         async with self._engine.begin() as conn:
             await conn.execute(update(agents).where(agents.c.id == agent_id).values(**values))
 
-    async def add_usage(
-        self, agent_id: str, *, input_tokens: int, output_tokens: int, cost_usd: float, now: float
-    ) -> None:
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                update(agents)
-                .where(agents.c.id == agent_id)
-                .values(
-                    input_tokens=agents.c.input_tokens + input_tokens,
-                    output_tokens=agents.c.output_tokens + output_tokens,
-                    cost_usd=agents.c.cost_usd + cost_usd,
-                    updated_at=now,
-                )
-            )
-
 
 class TaskRepository:
     def __init__(self, engine: AsyncEngine) -> None:
@@ -152,11 +138,53 @@ class TaskRepository:
         async with self._engine.begin() as conn:
             await conn.execute(update(tasks).where(tasks.c.id == task_id).values(**values))
 
+    async def finish(
+        self,
+        task_id: str,
+        values: dict[str, Any],
+        *,
+        agent_id: str,
+        agent_state: str,
+        usage: Usage,
+        cost_usd: float,
+    ) -> None:
+        """Record a task's outcome and add its usage to its agent, atomically."""
+        now = values["finished_at"]
+        async with self._engine.begin() as conn:
+            await conn.execute(update(tasks).where(tasks.c.id == task_id).values(**values))
+            await conn.execute(
+                update(agents)
+                .where(agents.c.id == agent_id)
+                .values(
+                    state=agent_state,
+                    input_tokens=agents.c.input_tokens + usage.input_tokens,
+                    output_tokens=agents.c.output_tokens + usage.output_tokens,
+                    cost_usd=agents.c.cost_usd + cost_usd,
+                    updated_at=now,
+                )
+            )
+
     async def update_many(self, task_ids: Sequence[str], **values: Any) -> None:
         if not task_ids:
             return
         async with self._engine.begin() as conn:
             await conn.execute(update(tasks).where(tasks.c.id.in_(list(task_ids))).values(**values))
+
+
+@dataclass(slots=True)
+class UsageDelta:
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def add(self, usage: Usage, cost_usd: float) -> None:
+        self.calls += 1
+        self.input_tokens += usage.input_tokens
+        self.output_tokens += usage.output_tokens
+        self.cached_input_tokens += usage.cached_input_tokens
+        self.cost_usd += cost_usd
 
 
 class UsageRepository:
@@ -166,30 +194,39 @@ class UsageRepository:
         self._engine = engine
 
     async def add(self, provider: str, model: str, usage: Usage, cost_usd: float) -> None:
-        values = {
-            "provider": provider,
-            "model": model,
-            "calls": 1,
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "cached_input_tokens": usage.cached_input_tokens,
-            "cost_usd": cost_usd,
-        }
+        """Add one call's usage to the running totals at once."""
+        delta = UsageDelta()
+        delta.add(usage, cost_usd)
+        await self.add_many({(provider, model): delta})
+
+    async def add_many(self, deltas: Mapping[tuple[str, str], UsageDelta]) -> None:
+        """Add each (provider, model) delta to its running totals, in one transaction."""
+        if not deltas:
+            return
         t = usage_totals
         upsert = pg_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
-        statement = upsert(t).values(**values)
-        statement = statement.on_conflict_do_update(
-            index_elements=[t.c.provider, t.c.model],
-            set_={
-                "calls": t.c.calls + 1,
-                "input_tokens": t.c.input_tokens + usage.input_tokens,
-                "output_tokens": t.c.output_tokens + usage.output_tokens,
-                "cached_input_tokens": t.c.cached_input_tokens + usage.cached_input_tokens,
-                "cost_usd": t.c.cost_usd + cost_usd,
-            },
-        )
         async with self._engine.begin() as conn:
-            await conn.execute(statement)
+            for (provider, model), d in deltas.items():
+                statement = upsert(t).values(
+                    provider=provider,
+                    model=model,
+                    calls=d.calls,
+                    input_tokens=d.input_tokens,
+                    output_tokens=d.output_tokens,
+                    cached_input_tokens=d.cached_input_tokens,
+                    cost_usd=d.cost_usd,
+                )
+                statement = statement.on_conflict_do_update(
+                    index_elements=[t.c.provider, t.c.model],
+                    set_={
+                        "calls": t.c.calls + d.calls,
+                        "input_tokens": t.c.input_tokens + d.input_tokens,
+                        "output_tokens": t.c.output_tokens + d.output_tokens,
+                        "cached_input_tokens": t.c.cached_input_tokens + d.cached_input_tokens,
+                        "cost_usd": t.c.cost_usd + d.cost_usd,
+                    },
+                )
+                await conn.execute(statement)
 
     async def totals(self) -> list[dict[str, Any]]:
         query = select(usage_totals).order_by(usage_totals.c.provider, usage_totals.c.model)

@@ -68,6 +68,7 @@ class AgentRuntime:
     job: asyncio.Task[None] | None = None
     running: Task | None = None
     cancel_as: dict[str, TaskState] = field(default_factory=dict)
+    history: deque[Task] | None = None  # recent succeeded tasks; None until first needed
 
 
 def _new_id() -> str:
@@ -406,15 +407,15 @@ class AgentManager:
             max(0.0, started - task.created_at)
         )
         await self._tasks.update(task.id, state=TaskState.RUNNING, started_at=started)
-        await self._set_agent_state(rt, AgentState.BUSY)
+        # busy is shown from memory only: after a restart nothing is running, so the store
+        # never needs to hold it (one write fewer per task)
+        rt.agent = rt.agent.model_copy(update={"state": AgentState.BUSY})
         self._emit_task("task.running", task, {})
         call = CallContext(agent=agent.name, task_id=task.id)
         deadline = Deadline.after(task.timeout_s)
         result: str | None = None
         error: TaskError | None = None
-        ctx = RunContext(
-            self._llm, call, lambda: self._history(agent), emit=self._task_emitter(task)
-        )
+        ctx = RunContext(self._llm, call, lambda: self._history(rt), emit=self._task_emitter(task))
         with structlog.contextvars.bound_contextvars(agent=agent.name, task_id=task.id):
             try:
                 async with asyncio.timeout(task.timeout_s):
@@ -477,29 +478,35 @@ class AgentManager:
     ) -> None:
         now = time.time()
         usage = call.usage
-        await self._tasks.update(
-            task.id,
-            state=state,
-            result=result,
-            error=error.model_dump() if error else None,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cached_input_tokens=usage.cached_input_tokens,
-            cost_usd=call.cost_usd,
-            attempts=call.attempts,
-            finished_at=now,
-            files_changed=files_changed,
-        )
-        await self._agents.add_usage(
-            rt.agent.id,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cost_usd=call.cost_usd,
-            now=now,
-        )
         a = rt.agent
+        agent_state = a.state
+        if a.state != AgentState.DELETED:
+            failed = state in {TaskState.FAILED, TaskState.TIMED_OUT}
+            agent_state = AgentState.FAILED if failed else AgentState.IDLE
+        # the task's outcome and the agent's totals change together, in one transaction
+        await self._tasks.finish(
+            task.id,
+            {
+                "state": state,
+                "result": result,
+                "error": error.model_dump() if error else None,
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "cached_input_tokens": usage.cached_input_tokens,
+                "cost_usd": call.cost_usd,
+                "attempts": call.attempts,
+                "finished_at": now,
+                "files_changed": files_changed,
+            },
+            agent_id=a.id,
+            agent_state=agent_state,
+            usage=usage,
+            cost_usd=call.cost_usd,
+        )
         rt.agent = a.model_copy(
             update={
+                "state": agent_state,
+                "updated_at": now,
                 "usage": UsageOut(
                     input_tokens=a.usage.input_tokens + usage.input_tokens,
                     output_tokens=a.usage.output_tokens + usage.output_tokens,
@@ -508,9 +515,8 @@ class AgentManager:
                 "cost_usd": a.cost_usd + call.cost_usd,
             }
         )
-        if rt.agent.state != AgentState.DELETED:
-            failed = state in {TaskState.FAILED, TaskState.TIMED_OUT}
-            await self._set_agent_state(rt, AgentState.FAILED if failed else AgentState.IDLE)
+        if state == TaskState.SUCCEEDED and rt.history is not None:
+            rt.history.append(task.model_copy(update={"state": state, "result": result}))
         self._metrics.tasks_finished.labels(a.kind, state.value).inc()
         self._metrics.task_duration.labels(a.kind, state.value).observe(now - started)
         payload: dict[str, Any] = {
@@ -545,19 +551,16 @@ class AgentManager:
         self._signal_finished(task.id)
         self._emit_task(f"task.{state.value}", task, {"error": error.model_dump()})
 
-    async def _history(self, agent: Agent) -> list[Task]:
+    async def _history(self, rt: AgentRuntime) -> list[Task]:
+        """The agent's last succeeded tasks, oldest first: read from the store once, then
+        kept in memory as tasks succeed."""
         turns = self._settings.chat_history_turns
         if turns == 0:
             return []
-        done = await self._tasks.for_agent(agent.id, limit=turns, state=TaskState.SUCCEEDED)
-        return list(reversed(done))
-
-    async def _set_agent_state(self, rt: AgentRuntime, state: AgentState) -> None:
-        if rt.agent.state == state:
-            return
-        now = time.time()
-        await self._agents.update(rt.agent.id, state=state, updated_at=now)
-        rt.agent = rt.agent.model_copy(update={"state": state, "updated_at": now})
+        if rt.history is None:
+            done = await self._tasks.for_agent(rt.agent.id, limit=turns, state=TaskState.SUCCEEDED)
+            rt.history = deque(reversed(done), maxlen=turns)
+        return list(rt.history)
 
     # --- helpers ------------------------------------------------------------------------
 
