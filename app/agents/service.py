@@ -503,9 +503,10 @@ class AgentManager:
             usage=usage,
             cost_usd=call.cost_usd,
         )
+        a = rt.agent  # re-read: a submit may have replaced it while we awaited the store
         rt.agent = a.model_copy(
             update={
-                "state": agent_state,
+                "state": agent_state if a.state != AgentState.DELETED else a.state,
                 "updated_at": now,
                 "usage": UsageOut(
                     input_tokens=a.usage.input_tokens + usage.input_tokens,
