@@ -37,6 +37,8 @@ from app.providers.endpoints import router as providers_router
 from app.providers.gateway import ProviderGateway, ResilienceConfig
 from app.providers.pricing import PriceTable
 from app.providers.registry import PROVIDER_NAMES, build_providers
+from app.realtime.endpoints import router as realtime_router
+from app.realtime.service import RealtimeService
 from app.state import State
 from app.store.engine import create_engine
 from app.store.migrations import migrate
@@ -100,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         orchestrator.bind(manager)
         await manager.start()
         app.state.bigthree = State(settings, metrics, engine, hub, bus, manager, gateway)
+        app.state.realtime = RealtimeService(app.state.bigthree, usage)
         bus.emit("service.started", payload={"version": __version__})
         log.info("service_started", version=__version__, database=_safe_url(settings))
         try:
@@ -133,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(files_router)
     app.include_router(events_router)
     app.include_router(providers_router)
+    app.include_router(realtime_router)
     return app
 
 

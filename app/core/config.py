@@ -94,6 +94,24 @@ class Settings(BaseSettings):
     events_page_max: int = Field(1000, ge=1)
     events_retention: int = Field(1_000_000, ge=1000, description="Events kept in the store.")
 
+    # --- realtime orchestrator ----------------------------------------------------------
+    realtime_url: str | None = Field(
+        None,
+        description="Upstream Realtime WebSocket URL. Empty: wss://api.openai.com/v1/realtime, "
+        "or OPENAI_BASE_URL turned ws(s)://.../realtime when that is not the official API.",
+    )
+    realtime_model: str = Field("gpt-realtime", min_length=1, max_length=128)
+    realtime_instructions_file: Path | None = Field(
+        None, description="Orchestrator instructions replacing the packaged prompt."
+    )
+    realtime_max_session_s: float = Field(
+        3300.0, gt=0, le=3600, description="Session length cap (upstream's own cap is 60 min)."
+    )
+    realtime_max_sessions: int = Field(20, ge=1, le=10_000, description="Sessions open at once.")
+    realtime_client_queue_size: int = Field(
+        256, ge=4, le=100_000, description="Frames buffered per client before it is dropped."
+    )
+
     # --- providers ----------------------------------------------------------------------
     default_provider: ProviderName = "openai"
     openai_api_key: SecretStr | None = Field(None, validation_alias=_provider_env("OPENAI_API_KEY"))
@@ -182,6 +200,15 @@ class Settings(BaseSettings):
     def _check_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("realtime_url")
+    @classmethod
+    def _check_ws_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("ws://", "wss://")):
+            raise ValueError("must start with ws:// or wss://")
         return value.rstrip("/")
 
     @model_validator(mode="after")

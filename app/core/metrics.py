@@ -18,6 +18,19 @@ LLM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 TASK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
 CIRCUIT_STATE_VALUES = {"closed": 0, "open": 1, "half_open": 2, "forced_open": 3, "disabled": 4}
+# why a realtime session ended, and what failed upstream (closed sets: every series starts at 0)
+REALTIME_END_REASONS = (
+    "client_closed",
+    "upstream_closed",
+    "upstream_unavailable",
+    "time_limit",
+    "slow_client",
+    "shutdown",
+    "at_capacity",
+    "protocol_error",
+    "internal_error",
+)
+REALTIME_UPSTREAM_ERRORS = ("connect", "error_event", "closed")
 
 
 class BoundedLabel:
@@ -137,3 +150,26 @@ class Metrics:
         for stream in ("events", "realtime"):
             self.ws_connections.labels(stream)
             self.ws_dropped.labels(stream, "slow_consumer")
+        # realtime sessions (tool-call series are started per tool by the realtime service)
+        self.realtime_sessions = Counter(
+            "bigthree_realtime_sessions_total",
+            "Realtime sessions ended, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.realtime_tool_calls = Counter(
+            "bigthree_realtime_tool_calls_total",
+            "Tool calls run for realtime sessions, by tool and outcome (ok, error).",
+            ["tool", "outcome"],
+            registry=r,
+        )
+        self.realtime_upstream_errors = Counter(
+            "bigthree_realtime_upstream_errors_total",
+            "Realtime upstream failures: connect (refused or failed), error_event, closed.",
+            ["kind"],
+            registry=r,
+        )
+        for reason in REALTIME_END_REASONS:
+            self.realtime_sessions.labels(reason)
+        for kind in REALTIME_UPSTREAM_ERRORS:
+            self.realtime_upstream_errors.labels(kind)

@@ -14,6 +14,7 @@ from app.fake_upstream.dialect import dumps
 from app.fake_upstream.faults import WireResponse
 from app.fake_upstream.gemini import GeminiDialect
 from app.fake_upstream.openai import OpenAIDialect
+from app.fake_upstream.realtime import realtime_router
 from app.fake_upstream.script import ErrorSpec
 from app.fake_upstream.serve import FakeState, serve
 
@@ -53,4 +54,5 @@ def create_fake_app() -> FastAPI:
                   redoc_url=None)
     app.include_router(control_router(state))
     app.include_router(provider_router(state))
+    app.include_router(realtime_router())
     return app
