@@ -54,7 +54,10 @@ AUTH_KEY = "test-key-0123456789abcdef"
 @pytest.fixture(scope="session")
 def auth_service(tmp_path_factory: pytest.TempPathFactory, fake_upstream: Proc) -> Iterator[Proc]:
     """A service with an API key configured."""
-    env = {**provider_env(fake_upstream.url), "BIGTHREE_API_KEYS": f"{AUTH_KEY},second-key-0123456789"}
+    env = {
+        **provider_env(fake_upstream.url),
+        "BIGTHREE_API_KEYS": f"{AUTH_KEY},second-key-0123456789",
+    }
     proc = start_service(tmp_path_factory.mktemp("auth-service"), env=env)
     yield proc
     proc.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import httpx
 
 from app.fake_upstream.client import FakeUpstreamClient
@@ -57,7 +59,9 @@ def test_malformed_json_and_huge_body(client: httpx.Client) -> None:
     )
     assert response.status_code == 422
     assert "not valid JSON" in response.json()["error"]["message"]
-    huge = client.post("/v1/agents", content=b"x" * 2_000_000, headers={"content-type": "application/json"})
+    huge = client.post(
+        "/v1/agents", content=b"x" * 2_000_000, headers={"content-type": "application/json"}
+    )
     assert huge.status_code == 413
     assert huge.json()["error"]["type"] == "payload_too_large"
 
@@ -86,10 +90,15 @@ def test_task_runs_to_a_result_with_usage_and_timings(client: httpx.Client) -> N
     listed = client.get(f"/v1/agents/{name}/tasks").json()["tasks"]
     assert [t["id"] for t in listed] == [task["id"]]
     agent = client.get(f"/v1/agents/{name}").json()
-    assert agent["tasks_total"] == 1 and agent["usage"]["input_tokens"] == done["usage"]["input_tokens"]
+    assert (
+        agent["tasks_total"] == 1
+        and agent["usage"]["input_tokens"] == done["usage"]["input_tokens"]
+    )
 
 
-def test_chat_keeps_earlier_turns_as_context(client: httpx.Client, fake: FakeUpstreamClient) -> None:
+def test_chat_keeps_earlier_turns_as_context(
+    client: httpx.Client, fake: FakeUpstreamClient
+) -> None:
     """A chat agent's second task sends the first exchange to the model, with instructions."""
     name, model = unique("chatty"), unique("model")
     create_agent(client, name, model=model, instructions="you are terse")
@@ -109,11 +118,16 @@ def test_bad_task_input(client: httpx.Client) -> None:
     too_long = client.post(f"/v1/agents/{name}/tasks", json={"prompt": "x", "timeout_s": 10**6})
     assert too_long.status_code == 422
     assert "timeout_s" in too_long.json()["error"]["message"]
-    assert client.post(f"/v1/agents/{name}/tasks", json={"prompt": "x", "timeout_s": -1}).status_code == 422
+    assert (
+        client.post(f"/v1/agents/{name}/tasks", json={"prompt": "x", "timeout_s": -1}).status_code
+        == 422
+    )
     assert client.post("/v1/agents/nobody-here/tasks", json={"prompt": "x"}).status_code == 404
 
 
-def test_provider_failure_is_retried_then_reported(client: httpx.Client, fake: FakeUpstreamClient) -> None:
+def test_provider_failure_is_retried_then_reported(
+    client: httpx.Client, fake: FakeUpstreamClient
+) -> None:
     """A persistent 500 is retried up to the attempt limit and the task fails with a typed error."""
     name, model = unique("unlucky"), unique("model")
     create_agent(client, name, model=model)
@@ -130,7 +144,10 @@ def test_rate_limit_is_retried_after_hint(client: httpx.Client, fake: FakeUpstre
     """A 429 with retry-after-ms is retried and the task then succeeds."""
     name, model = unique("patient"), unique("model")
     create_agent(client, name, model=model)
-    fake.script(model, [{"status": 429, "headers": {"retry-after-ms": "50"}, "error": {"message": "slow down"}}])
+    fake.script(
+        model,
+        [{"status": 429, "headers": {"retry-after-ms": "50"}, "error": {"message": "slow down"}}],
+    )
     done = wait_task(client, submit(client, name, "hi")["id"])
     assert done["state"] == "succeeded" and done["attempts"] == 2
 
@@ -141,7 +158,17 @@ def test_quota_exhausted_is_not_retried(client: httpx.Client, fake: FakeUpstream
     create_agent(client, name, model=model)
     fake.script(
         model,
-        [{"status": 429, "error": {"code": "insufficient_quota", "type": "insufficient_quota", "message": "You exceeded your current quota"}, "repeat": -1}],
+        [
+            {
+                "status": 429,
+                "error": {
+                    "code": "insufficient_quota",
+                    "type": "insufficient_quota",
+                    "message": "You exceeded your current quota",
+                },
+                "repeat": -1,
+            }
+        ],
     )
     done = wait_task(client, submit(client, name, "hi")["id"])
     assert done["state"] == "failed" and done["error"]["type"] == "quota_exhausted"
@@ -175,7 +202,9 @@ def test_cancel_running_and_queued_tasks(client: httpx.Client, fake: FakeUpstrea
     assert again.status_code == 409 and again.json()["error"]["type"] == "conflict"
 
 
-def test_one_task_at_a_time_per_agent_in_fifo_order(client: httpx.Client, fake: FakeUpstreamClient) -> None:
+def test_one_task_at_a_time_per_agent_in_fifo_order(
+    client: httpx.Client, fake: FakeUpstreamClient
+) -> None:
     """An agent runs its tasks one by one in submission order."""
     name, model = unique("fifo"), unique("model")
     create_agent(client, name, model=model)
@@ -183,7 +212,7 @@ def test_one_task_at_a_time_per_agent_in_fifo_order(client: httpx.Client, fake: 
     ids = [submit(client, name, f"task {i}")["id"] for i in range(4)]
     done = [wait_task(client, task_id) for task_id in ids]
     assert all(t["state"] == "succeeded" for t in done)
-    for earlier, later in zip(done, done[1:], strict=False):
+    for earlier, later in itertools.pairwise(done):
         assert earlier["finished_at"] <= later["started_at"]
     prompts = [r.body["messages"][-1]["content"] for r in fake.requests(model=model)]
     assert prompts == [f"task {i}" for i in range(4)]

@@ -28,11 +28,17 @@ PROTECTED = [
 @pytest.mark.parametrize(("method", "path", "body"), PROTECTED)
 def test_protected_routes_need_a_valid_key(auth_service, method: str, path: str, body) -> None:
     """Without a key, or with a wrong one, every API route answers 401 in the error shape."""
-    for headers in ({}, {"Authorization": "Bearer not-the-right-key-at-all"}, {"Authorization": AUTH_KEY}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer not-the-right-key-at-all"},
+        {"Authorization": AUTH_KEY},
+    ):
         response = httpx.request(method, auth_service.url + path, json=body, headers=headers)
         assert response.status_code == 401, (path, headers)
         assert response.json()["error"]["type"] == "unauthorized"
-    ok = httpx.request(method, auth_service.url + path, json=body, headers={"Authorization": f"Bearer {AUTH_KEY}"})
+    ok = httpx.request(
+        method, auth_service.url + path, json=body, headers={"Authorization": f"Bearer {AUTH_KEY}"}
+    )
     assert ok.status_code != 401
 
 
@@ -40,13 +46,19 @@ def test_open_routes(auth_service) -> None:
     """/health and (by default) /metrics need no key; the second configured key works too."""
     assert httpx.get(auth_service.url + "/health").status_code == 200
     assert httpx.get(auth_service.url + "/metrics").status_code == 200
-    second = httpx.get(auth_service.url + "/v1/agents", headers={"Authorization": "Bearer second-key-0123456789"})
+    second = httpx.get(
+        auth_service.url + "/v1/agents", headers={"Authorization": "Bearer second-key-0123456789"}
+    )
     assert second.status_code == 200
 
 
 def test_metrics_can_require_auth(tmp_path, fake_upstream) -> None:
     """BIGTHREE_METRICS_REQUIRE_AUTH=true puts /metrics behind the key."""
-    env = {**provider_env(fake_upstream.url), "BIGTHREE_API_KEYS": AUTH_KEY, "BIGTHREE_METRICS_REQUIRE_AUTH": "true"}
+    env = {
+        **provider_env(fake_upstream.url),
+        "BIGTHREE_API_KEYS": AUTH_KEY,
+        "BIGTHREE_METRICS_REQUIRE_AUTH": "true",
+    }
     proc = start_service(tmp_path, env=env)
     try:
         assert httpx.get(proc.url + "/metrics").status_code == 401
@@ -75,7 +87,11 @@ def test_short_keys_are_refused(tmp_path) -> None:
     """An API key shorter than 16 characters is a configuration error at start-up."""
     result = subprocess.run(
         [*BIGTHREE, "serve", "--port", "8998"],
-        env={"PATH": "/usr/bin:/bin", "BIGTHREE_API_KEYS": "short", "BIGTHREE_DATA_DIR": str(tmp_path)},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "BIGTHREE_API_KEYS": "short",
+            "BIGTHREE_DATA_DIR": str(tmp_path),
+        },
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -26,9 +26,11 @@ def test_slow_subscriber_is_dropped_without_blocking_others(tmp_path, fake_upstr
     blob = base64.b64encode(os.urandom(45_000)).decode()
     received: list[dict[str, Any]] = []
     try:
-        with httpx.Client(base_url=proc.url, timeout=10) as http, open_events(
-            proc.url, stalled=True, type="bulk"
-        ) as stalled, open_events(proc.url, type="bulk") as healthy:
+        with (
+            httpx.Client(base_url=proc.url, timeout=10) as http,
+            open_events(proc.url, stalled=True, type="bulk") as stalled,
+            open_events(proc.url, type="bulk") as healthy,
+        ):
 
             def read_all() -> None:
                 while len(received) < EVENTS:
@@ -38,7 +40,9 @@ def test_slow_subscriber_is_dropped_without_blocking_others(tmp_path, fake_upstr
             reader.start()
             seqs = []
             for i in range(EVENTS):
-                response = http.post("/v1/events", json={"type": "bulk", "payload": {"i": i, "blob": blob}})
+                response = http.post(
+                    "/v1/events", json={"type": "bulk", "payload": {"i": i, "blob": blob}}
+                )
                 assert response.status_code == 201
                 seqs.append(response.json()["seq"])
             reader.join(timeout=60)

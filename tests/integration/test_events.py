@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
 import httpx
+import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.conftest import AUTH_KEY, unique
@@ -12,7 +12,9 @@ from tests.support.api import create_agent, open_events, recv_json, recv_until, 
 
 def test_post_event_and_claude_code_hook_shape(client: httpx.Client) -> None:
     """External events, including Claude Code hook payloads, are stored with a seq."""
-    plain = client.post("/v1/events", json={"type": "deploy.done", "source": "ci", "payload": {"ok": True}})
+    plain = client.post(
+        "/v1/events", json={"type": "deploy.done", "source": "ci", "payload": {"ok": True}}
+    )
     assert plain.status_code == 201
     session = unique("session")
     hook = client.post(
@@ -31,13 +33,20 @@ def test_post_event_and_claude_code_hook_shape(client: httpx.Client) -> None:
     assert event["type"] == "PreToolUse" and event["source"] == "my-project"
     assert event["session_id"] == session
     assert event["payload"]["client_timestamp_ms"] == 1_760_000_000_000
-    page = client.get("/v1/events", params={"type": "PreToolUse", "after_seq": plain.json()["seq"]}).json()
+    page = client.get(
+        "/v1/events", params={"type": "PreToolUse", "after_seq": plain.json()["seq"]}
+    ).json()
     assert [e["seq"] for e in page["events"]] == [event["seq"]]
 
 
 def test_bad_events_are_refused(client: httpx.Client) -> None:
     """An event without a type, with a bad type, or with unknown fields is a 422."""
-    for body in ({"payload": {}}, {"type": "has space"}, {"type": "x", "bogus": 1}, {"type": "x", "timestamp": -5}):
+    for body in (
+        {"payload": {}},
+        {"type": "has space"},
+        {"type": "x", "bogus": 1},
+        {"type": "x", "timestamp": -5},
+    ):
         response = client.post("/v1/events", json=body)
         assert response.status_code == 422, body
     assert client.get("/v1/events", params={"after_seq": -1}).status_code == 422
@@ -79,7 +88,12 @@ def test_ws_resume_after_reconnect_misses_nothing(service, client: httpx.Client)
     with open_events(service.url, agent=name) as ws:
         client.post("/v1/events", json={"type": "note", "agent": name, "payload": {"n": 1}})
         first = recv_json(ws)
-    missed = [client.post("/v1/events", json={"type": "note", "agent": name, "payload": {"n": n}}).json()["seq"] for n in (2, 3, 4)]
+    missed = [
+        client.post("/v1/events", json={"type": "note", "agent": name, "payload": {"n": n}}).json()[
+            "seq"
+        ]
+        for n in (2, 3, 4)
+    ]
     with open_events(service.url, agent=name, after_seq=first["seq"]) as ws:
         again = [recv_json(ws)["seq"] for _ in range(3)]
     assert again == missed

@@ -14,7 +14,9 @@ from tests.support.api import create_agent, open_events, recv_until, submit, wai
 from tests.support.procs import start_service, wait_until
 
 
-def test_restart_requeues_queued_and_interrupts_running(tmp_path, fake_upstream, fake: FakeUpstreamClient) -> None:
+def test_restart_requeues_queued_and_interrupts_running(
+    tmp_path, fake_upstream, fake: FakeUpstreamClient
+) -> None:
     """After a crash, a task that was running is `interrupted`; one that was queued runs."""
     data = tmp_path / "data"
     model = unique("model")
@@ -26,7 +28,9 @@ def test_restart_requeues_queued_and_interrupts_running(tmp_path, fake_upstream,
             fake.script(model, [{"latency_s": 60}])
             running = submit(http, "survivor", "long job")
             queued = submit(http, "survivor", "next job")
-            wait_until(lambda: len(fake.requests(model=model)) == 1, what="the call to reach upstream")
+            wait_until(
+                lambda: len(fake.requests(model=model)) == 1, what="the call to reach upstream"
+            )
     finally:
         first.signal(signal.SIGKILL)  # a crash: no drain, no cleanup
         first.wait()
@@ -59,7 +63,9 @@ def test_sigterm_drains_then_exits(tmp_path, fake_upstream, fake: FakeUpstreamCl
         wait_until(lambda: len(fake.requests(model=model)) == 1, what="the call to reach upstream")
         with open_events(proc.url, type="task.*") as ws:
             proc.signal(signal.SIGTERM)
-            wait_until(lambda: http.get("/ready").status_code == 503, what="/ready to report draining")
+            wait_until(
+                lambda: http.get("/ready").status_code == 503, what="/ready to report draining"
+            )
             ready = http.get("/ready").json()
             assert ready["status"] == "not_ready" and ready["checks"]["draining"] == "yes"
             refused = http.post("/v1/agents/drainer/tasks", json={"prompt": "too late"})
@@ -74,7 +80,9 @@ def test_sigterm_drains_then_exits(tmp_path, fake_upstream, fake: FakeUpstreamCl
     assert proc.wait(timeout=30) == 0
 
 
-def test_sigterm_past_grace_marks_running_interrupted(tmp_path, fake_upstream, fake: FakeUpstreamClient) -> None:
+def test_sigterm_past_grace_marks_running_interrupted(
+    tmp_path, fake_upstream, fake: FakeUpstreamClient
+) -> None:
     """A task still running when the grace period ends is `interrupted`, queued ones stay queued."""
     data = tmp_path / "data"
     model = unique("model")

@@ -14,8 +14,13 @@ from tests.support.procs import wait_until
 FINISHED = {"succeeded", "failed", "cancelled", "timed_out", "interrupted"}
 
 
-def create_agent(http: httpx.Client, name: str, model: str = "gpt-4o-mini", **extra: Any) -> dict[str, Any]:
-    response = http.post("/v1/agents", json={"name": name, "kind": "chat", "provider": "openai", "model": model, **extra})
+def create_agent(
+    http: httpx.Client, name: str, model: str = "gpt-4o-mini", **extra: Any
+) -> dict[str, Any]:
+    response = http.post(
+        "/v1/agents",
+        json={"name": name, "kind": "chat", "provider": "openai", "model": model, **extra},
+    )
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -28,7 +33,9 @@ def submit(http: httpx.Client, agent: str, prompt: str, **extra: Any) -> dict[st
     return body
 
 
-def wait_task(http: httpx.Client, task_id: str, states: set[str] | None = None, timeout: float = 20.0) -> dict[str, Any]:
+def wait_task(
+    http: httpx.Client, task_id: str, states: set[str] | None = None, timeout: float = 20.0
+) -> dict[str, Any]:
     """Poll the task until it reaches one of `states` (default: any finished state)."""
     wanted = states or FINISHED
     seen: dict[str, Any] = {}
