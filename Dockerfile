@@ -15,15 +15,18 @@ FROM ${PYTHON_IMAGE} AS builder
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY app ./app
 
-RUN python -m venv /opt/venv \
+# `python3 -m venv`, then the venv's own python and pip (first on PATH): works on the official
+# python images (/usr/local/bin) and on a plain Debian base (/usr/bin/python3, no `python`)
+RUN python3 -m venv /opt/venv \
     && python -m pip wheel --no-deps --wheel-dir /wheels . \
-    && /opt/venv/bin/pip install /wheels/*.whl
+    && python -m pip install /wheels/*.whl
 
 # ---- runtime: the venv and nothing else -------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
