@@ -32,6 +32,7 @@ from app.events.endpoints import router as events_router
 from app.events.hub import GOING_AWAY, Hub
 from app.events.repository import EventRepository
 from app.events.service import EventBus
+from app.health.docs import install_docs
 from app.health.endpoints import router as health_router
 from app.providers.endpoints import router as providers_router
 from app.providers.gateway import ProviderGateway, ResilienceConfig
@@ -122,6 +123,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Runs and orchestrates LLM agents: REST + WebSocket, events, metrics.",
         lifespan=lifespan,
+        openapi_url=None,  # served by install_docs, behind authentication
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     Instrumentator(
@@ -132,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
+    install_docs(app, settings)
     app.include_router(agents_router)
     app.include_router(files_router)
     app.include_router(events_router)
