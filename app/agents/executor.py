@@ -1,0 +1,292 @@
+"""TaskExecutor: runs queued tasks — one at a time per agent, a global limit across agents.
+
+Each task runs as its own asyncio task inside a deadline (`asyncio.timeout` plus a `Deadline`
+that provider calls read). Its outcome and its agent's totals are written to the store in one
+transaction, then emitted as a `task.<state>` event, so a client that sees the event can read
+the matching state back. The AgentManager decides *what* runs; this module only runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+import structlog
+
+from app.agents.kinds.base import AgentKindRunner, RunContext, TaskFailed
+from app.agents.llm import CallContext, LLMClient
+from app.agents.repository import TaskRepository
+from app.agents.runtime import CANCELLED_MESSAGE, INTERRUPTED_MESSAGE, AgentRuntime
+from app.agents.schemas import AgentState, Task, TaskError, TaskState, UsageOut
+from app.core.config import Settings
+from app.core.metrics import Metrics
+from app.events.service import EventBus
+from app.providers.errors import ProviderError
+from app.resilience.errors import DeadlineExceeded, ResilienceError
+from app.resilience.timeouts import Deadline, deadline_scope
+
+log = structlog.get_logger(__name__)
+
+
+class TaskExecutor:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        tasks: TaskRepository,
+        bus: EventBus,
+        llm: LLMClient,
+        metrics: Metrics,
+        runners: Mapping[str, AgentKindRunner],
+        draining: Callable[[], bool],
+    ) -> None:
+        self._settings = settings
+        self._tasks = tasks
+        self._bus = bus
+        self._llm = llm
+        self._metrics = metrics
+        self._runners = runners
+        self._draining = draining
+        self._slots = asyncio.Semaphore(settings.max_concurrent_tasks)
+        self._finish_signals: dict[str, asyncio.Event] = {}
+
+    # --- for the manager ----------------------------------------------------------------
+
+    def ensure_worker(self, rt: AgentRuntime) -> None:
+        if rt.queue and rt.worker is None and not self._draining():
+            rt.worker = asyncio.create_task(self._work(rt), name=f"agent-{rt.agent.name}")
+
+    async def interrupt(self, runtimes: Iterable[AgentRuntime]) -> None:
+        """Cancel every running task, recording it as `interrupted`."""
+        jobs = [job for rt in runtimes if (job := rt.cancel_running(TaskState.INTERRUPTED))]
+        if jobs:
+            await asyncio.wait(jobs, timeout=10.0)
+
+    async def wait_for(
+        self, task_id: str, timeout_s: float, read: Callable[[str], Awaitable[Task]]
+    ) -> Task:
+        """The task once it has finished, or as it is after `timeout_s` seconds."""
+        signal = self._finish_signals.setdefault(task_id, asyncio.Event())
+        task = await read(task_id)
+        if not task.state.finished:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    await signal.wait()
+            task = await read(task_id)
+        if task.state.finished:
+            self._finish_signals.pop(task_id, None)
+        return task
+
+    async def finish_unstarted(self, task: Task, kind: str, state: TaskState, reason: str) -> None:
+        """Record a task that never ran (cancelled while queued, its agent deleted, ...)."""
+        error = TaskError(type=state.value, message=reason)
+        await self._tasks.update(
+            task.id, state=state, error=error.model_dump(), finished_at=time.time()
+        )
+        self._metrics.tasks_finished.labels(kind, state.value).inc()
+        self._signal_finished(task.id)
+        self.emit_task(f"task.{state.value}", task, {"error": error.model_dump()})
+
+    def emit_task(self, type_: str, task: Task, payload: dict[str, Any]) -> None:
+        self._bus.emit(type_, agent=task.agent, task_id=task.id, payload=payload)
+
+    # --- running ------------------------------------------------------------------------
+
+    async def _work(self, rt: AgentRuntime) -> None:
+        try:
+            while rt.queue and not self._draining():
+                head = rt.queue[0]
+                async with self._slots:
+                    if self._draining() or not rt.queue or rt.queue[0] is not head:
+                        continue
+                    rt.queue.popleft()
+                    self._metrics.tasks_queued.dec()
+                    rt.running = head
+                    rt.job = asyncio.create_task(self._execute(rt, head), name=f"task-{head.id}")
+                    try:
+                        await asyncio.shield(rt.job)
+                    except asyncio.CancelledError:
+                        if not rt.job.done():
+                            raise
+                    finally:
+                        rt.running = None
+                    if rt.job.cancelled():  # cancelled before _execute could record it
+                        state = rt.cancel_as.pop(head.id, TaskState.CANCELLED)
+                        cancelled = state == TaskState.CANCELLED
+                        reason = CANCELLED_MESSAGE if cancelled else INTERRUPTED_MESSAGE
+                        await self.finish_unstarted(head, rt.agent.kind, state, reason)
+        finally:
+            rt.worker = None
+
+    async def _execute(self, rt: AgentRuntime, task: Task) -> None:
+        agent = rt.agent
+        started = time.time()
+        self._metrics.tasks_running.inc()
+        self._metrics.task_queue_wait.labels(agent.kind).observe(
+            max(0.0, started - task.created_at)
+        )
+        await self._tasks.update(task.id, state=TaskState.RUNNING, started_at=started)
+        # busy is shown from memory only: after a restart nothing is running, so the store
+        # never needs to hold it (one write fewer per task)
+        rt.agent = rt.agent.model_copy(update={"state": AgentState.BUSY})
+        self.emit_task("task.running", task, {})
+        call = CallContext(agent=agent.name, task_id=task.id)
+        deadline = Deadline.after(task.timeout_s)
+        result: str | None = None
+        error: TaskError | None = None
+        ctx = RunContext(self._llm, call, lambda: self._history(rt), emit=self._task_emitter(task))
+        with structlog.contextvars.bound_contextvars(agent=agent.name, task_id=task.id):
+            try:
+                async with asyncio.timeout(task.timeout_s):
+                    with deadline_scope(deadline):
+                        result = await self._runners[agent.kind].run(agent, task, ctx)
+                state = TaskState.SUCCEEDED
+            except asyncio.CancelledError:
+                state = rt.cancel_as.pop(task.id, TaskState.CANCELLED)
+                error = TaskError(
+                    type=state.value,
+                    message=INTERRUPTED_MESSAGE
+                    if state == TaskState.INTERRUPTED
+                    else CANCELLED_MESSAGE,
+                )
+            except Exception as exc:
+                state, error = self._classify_failure(exc, deadline, task.timeout_s)
+            finally:
+                self._metrics.tasks_running.dec()
+            await self._record_finish(
+                rt, task, state, result, error, call, started, files_changed=ctx.files_changed
+            )
+
+    def _classify_failure(
+        self, exc: Exception, deadline: Deadline, timeout_s: float
+    ) -> tuple[TaskState, TaskError]:
+        # DeadlineExceeded: the task's deadline cut a provider call off (asyncio may fire that
+        # timer a hair before `deadline.expired` turns true, so the type decides, not the clock)
+        if isinstance(exc, TimeoutError | DeadlineExceeded) or deadline.expired:
+            return TaskState.TIMED_OUT, TaskError(
+                type="timed_out",
+                message=f"the task did not finish within its {timeout_s:g}s deadline",
+            )
+        if isinstance(exc, ProviderError):
+            details = exc.describe()
+            return TaskState.FAILED, TaskError(
+                type=exc.reason, message=exc.message, details=details
+            )
+        if isinstance(exc, ResilienceError):
+            return TaskState.FAILED, TaskError(type=exc.reason, message=str(exc))
+        if isinstance(exc, TaskFailed):
+            return TaskState.FAILED, TaskError(
+                type=exc.type, message=exc.message, details=exc.details
+            )
+        log.exception("task_crashed")
+        return TaskState.FAILED, TaskError(
+            type="internal_error", message=f"the agent loop failed: {type(exc).__name__}"
+        )
+
+    async def _record_finish(
+        self,
+        rt: AgentRuntime,
+        task: Task,
+        state: TaskState,
+        result: str | None,
+        error: TaskError | None,
+        call: CallContext,
+        started: float,
+        *,
+        files_changed: list[str],
+    ) -> None:
+        now = time.time()
+        usage = call.usage
+        a = rt.agent
+        agent_state = a.state
+        if a.state != AgentState.DELETED:
+            failed = state in {TaskState.FAILED, TaskState.TIMED_OUT}
+            agent_state = AgentState.FAILED if failed else AgentState.IDLE
+        # the task's outcome and the agent's totals change together, in one transaction
+        await self._tasks.finish(
+            task.id,
+            {
+                "state": state,
+                "result": result,
+                "error": error.model_dump() if error else None,
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "cached_input_tokens": usage.cached_input_tokens,
+                "cost_usd": call.cost_usd,
+                "attempts": call.attempts,
+                "finished_at": now,
+                "files_changed": files_changed,
+            },
+            agent_id=a.id,
+            agent_state=agent_state,
+            usage=usage,
+            cost_usd=call.cost_usd,
+        )
+        a = rt.agent  # re-read: a submit may have replaced it while we awaited the store
+        rt.agent = a.model_copy(
+            update={
+                "state": agent_state if a.state != AgentState.DELETED else a.state,
+                "updated_at": now,
+                "usage": UsageOut(
+                    input_tokens=a.usage.input_tokens + usage.input_tokens,
+                    output_tokens=a.usage.output_tokens + usage.output_tokens,
+                    total_tokens=a.usage.total_tokens + usage.total_tokens,
+                ),
+                "cost_usd": a.cost_usd + call.cost_usd,
+            }
+        )
+        if state == TaskState.SUCCEEDED and rt.history is not None:
+            rt.history.append(task.model_copy(update={"state": state, "result": result}))
+        self._metrics.tasks_finished.labels(a.kind, state.value).inc()
+        self._metrics.task_duration.labels(a.kind, state.value).observe(now - started)
+        payload: dict[str, Any] = {
+            "usage": usage.as_dict(),
+            "cost_usd": call.cost_usd,
+            "attempts": call.attempts,
+            "run_s": round(now - started, 4),
+        }
+        if result is not None:
+            payload["result"] = result
+        if error is not None:
+            payload["error"] = error.model_dump()
+        if files_changed:
+            payload["files_changed"] = files_changed
+        self._signal_finished(task.id)
+        self.emit_task(f"task.{state.value}", task, payload)
+        log.info(
+            "task_finished",
+            state=state.value,
+            run_s=payload["run_s"],
+            attempts=call.attempts,
+            error_type=error.type if error else None,
+        )
+
+    async def _history(self, rt: AgentRuntime) -> list[Task]:
+        """The agent's last succeeded tasks, oldest first: read from the store once, then
+        kept in memory as tasks succeed."""
+        turns = self._settings.chat_history_turns
+        if turns == 0:
+            return []
+        if rt.history is None:
+            done = await self._tasks.for_agent(rt.agent.id, limit=turns, state=TaskState.SUCCEEDED)
+            rt.history = deque(reversed(done), maxlen=turns)
+        return list(rt.history)
+
+    def _signal_finished(self, task_id: str) -> None:
+        signal = self._finish_signals.pop(task_id, None)
+        if signal is not None:
+            signal.set()
+
+    def _task_emitter(self, task: Task) -> Callable[[str, dict[str, Any]], None]:
+        """Emit events about `task` from inside its run (tool calls, results)."""
+
+        def emit(type_: str, payload: dict[str, Any]) -> None:
+            self._bus.emit(
+                type_, source="agent", agent=task.agent, task_id=task.id, payload=payload
+            )
+
+        return emit

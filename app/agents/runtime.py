@@ -1,0 +1,39 @@
+"""In-memory state of one live agent: its queue, worker, running task and recent history."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+
+from app.agents.schemas import Agent, Task, TaskState
+
+INTERRUPTED_MESSAGE = (
+    "the service stopped while this task was running; it was not restarted because a partial "
+    "run may already have had effects — submit it again if that is safe"
+)
+CANCELLED_MESSAGE = "cancelled by request"
+
+
+@dataclass(eq=False)
+class AgentRuntime:
+    agent: Agent
+    queue: deque[Task] = field(default_factory=deque)
+    worker: asyncio.Task[None] | None = None
+    job: asyncio.Task[None] | None = None
+    running: Task | None = None
+    cancel_as: dict[str, TaskState] = field(default_factory=dict)
+    history: deque[Task] | None = None  # recent succeeded tasks; None until first needed
+
+    def cancel_running(self, as_state: TaskState) -> asyncio.Task[None] | None:
+        """Cancel the running task, to be recorded as `as_state`; return its job if any."""
+        if self.job is None or self.job.done() or self.running is None:
+            return None
+        self.cancel_as[self.running.id] = as_state
+        self.job.cancel()
+        return self.job
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
