@@ -16,6 +16,7 @@ from types import FrameType
 import structlog
 import uvicorn
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from app.core.config import Settings
 from app.core.logging import configure_logging
@@ -63,15 +64,9 @@ class DrainingServer(uvicorn.Server):
             self.should_exit = True
 
 
-def run_server(settings: Settings, *, host: str, port: int) -> int:
-    configure_logging(settings.log_format, settings.log_level)
-    if not settings.auth_enabled:
-        log.warning(
-            "auth_disabled",
-            detail="BIGTHREE_API_KEYS is empty: routes are open; only loopback binds allowed",
-        )
-    app = create_app(settings)
-    config = uvicorn.Config(
+def uvicorn_config(app: ASGIApp, *, host: str, port: int) -> uvicorn.Config:
+    """The uvicorn settings the service runs under (the benchmark's bare apps reuse them)."""
+    return uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -82,6 +77,16 @@ def run_server(settings: Settings, *, host: str, port: int) -> int:
         timeout_graceful_shutdown=5,
         lifespan="on",
     )
-    server = DrainingServer(config, app, settings.drain_grace_s)
+
+
+def run_server(settings: Settings, *, host: str, port: int) -> int:
+    configure_logging(settings.log_format, settings.log_level)
+    if not settings.auth_enabled:
+        log.warning(
+            "auth_disabled",
+            detail="BIGTHREE_API_KEYS is empty: routes are open; only loopback binds allowed",
+        )
+    app = create_app(settings)
+    server = DrainingServer(uvicorn_config(app, host=host, port=port), app, settings.drain_grace_s)
     server.run()
     return 0 if server.started else 1

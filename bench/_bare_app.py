@@ -17,6 +17,8 @@ import uvicorn
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
+from app.server import uvicorn_config
+
 _OK = json.dumps({"status": "ok"}).encode()
 
 
@@ -58,19 +60,7 @@ async def raw_asgi_app(scope: Scope, receive: Receive, send: Send) -> None:
 
 def serve(kind: str, host: str, port: int) -> None:
     app = fastapi_app() if kind == "fastapi" else raw_asgi_app
-    # keep in step with app.server.run_server
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-        ws_max_size=1_048_576,
-        timeout_graceful_shutdown=5,
-        lifespan="on",
-    )
-    uvicorn.Server(config).run()
+    uvicorn.Server(uvicorn_config(app, host=host, port=port)).run()  # the service's settings
 
 
 if __name__ == "__main__":
