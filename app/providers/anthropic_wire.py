@@ -29,6 +29,7 @@ from app.providers.base import (
     ToolCall,
     Usage,
 )
+from app.providers.http import json_or_none
 
 MESSAGES_PATH = "/v1/messages"
 
@@ -231,8 +232,5 @@ def error_from_body(
 def error_from_response(
     provider: str, status: int, headers: httpx.Headers, text: str
 ) -> pe.ProviderError:
-    try:
-        body: Any = json.loads(text)
-    except ValueError:
-        body = None
+    body = json_or_none(text)
     return error_from_body(provider, status, body, headers=headers, fallback_text=text)

@@ -12,7 +12,6 @@ per-minute free-tier throttles too, next to a RetryInfo, so the sentence alone i
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import httpx
 
 from app.providers import errors as pe
+from app.providers.http import json_or_none
 
 _RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 _ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
@@ -128,8 +128,5 @@ def error_from_body(
 def error_from_response(
     provider: str, status: int, headers: httpx.Headers, text: str
 ) -> pe.ProviderError:
-    try:
-        body: Any = json.loads(text)
-    except ValueError:
-        body = None
+    body = json_or_none(text)
     return error_from_body(provider, status, body, headers=headers, fallback_text=text)

@@ -47,6 +47,14 @@ async def bounded(timeout_s: float | None) -> AsyncIterator[None]:
         yield
 
 
+def json_or_none(text: str) -> Any:
+    """The parsed body, or None when it is not JSON (error pages from proxies often aren't)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
 def parse_json(provider: str, text: str, request_id: str | None) -> Any:
     try:
         return json.loads(text)
