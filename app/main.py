@@ -22,7 +22,7 @@ from app.agents.kinds.orchestrator import OrchestratorRunner
 from app.agents.llm import LLMClient
 from app.agents.repository import AgentRepository, TaskRepository, UsageRepository
 from app.agents.service import AgentManager
-from app.agents.telemetry import GatewayCollector, ResilienceTelemetry
+from app.agents.telemetry import GatewayCollector, ResilienceTelemetry, count_tool_results
 from app.agents.usage import UsageLedger
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             payload_max_bytes=settings.event_payload_max_bytes,
             retention=settings.events_retention,
         )
+        bus.add_listener(count_tool_results(metrics))
         bus.add_listener(
             lambda e: metrics.events.labels(
                 "internal" if e.source in _INTERNAL else "external"

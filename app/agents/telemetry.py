@@ -7,7 +7,7 @@ plain callables can attribute what they report without the resilience layer know
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from app.core.metrics import CIRCUIT_STATE_VALUES, Metrics
+from app.events.schemas import Event
 from app.events.service import EventBus
 from app.providers.base import Usage
 from app.providers.gateway import ProviderGateway
@@ -46,6 +47,16 @@ def call_scope(ctx: CallContext) -> Iterator[CallContext]:
         yield ctx
     finally:
         _current.reset(token)
+
+
+def count_tool_results(metrics: Metrics) -> Callable[[Event], None]:
+    """An event-bus listener counting agents' tool results (`tool.result` events)."""
+
+    def listener(event: Event) -> None:
+        if event.type == "tool.result" and event.source == "agent":
+            metrics.tool_calls.labels("error" if event.payload.get("is_error") else "ok").inc()
+
+    return listener
 
 
 class GatewayCollector(Collector):

@@ -134,6 +134,14 @@ class Metrics:
             ["provider"],
             registry=r,
         )
+        self.tool_calls = Counter(
+            "bigthree_tool_calls_total",
+            "Tool calls run by coder and orchestrator agents, by outcome (ok or error).",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in ("ok", "error"):
+            self.tool_calls.labels(outcome)
         # events and websockets
         self.events = Counter("bigthree_events_total", "Events published.", ["origin"], registry=r)
         self.ws_connections = Gauge(

@@ -152,3 +152,21 @@ def test_hub_drops_a_full_subscriber_and_keeps_others() -> None:
         assert fast.close_code == 1001
 
     asyncio.run(scenario())
+
+
+def test_tool_results_are_counted_by_outcome() -> None:
+    """Agents' `tool.result` events feed bigthree_tool_calls_total{outcome}; others do not."""
+    from app.agents.telemetry import count_tool_results
+    from app.core.metrics import Metrics
+
+    metrics = Metrics()
+    listen = count_tool_results(metrics)
+    for is_error in (False, False, True):
+        listen(
+            Event(seq=1, ts=0, source="agent", type="tool.result", payload={"is_error": is_error})
+        )
+    listen(Event(seq=2, ts=0, source="external", type="tool.result", payload={}))
+    listen(Event(seq=3, ts=0, source="agent", type="tool.call", payload={}))
+    value = metrics.registry.get_sample_value
+    assert value("bigthree_tool_calls_total", {"outcome": "ok"}) == 2
+    assert value("bigthree_tool_calls_total", {"outcome": "error"}) == 1
