@@ -49,6 +49,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, fake_upstream: Proc) -> It
 
 
 AUTH_KEY = "test-key-0123456789abcdef"
+CORS_ORIGIN = "https://dash.example"
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +58,7 @@ def auth_service(tmp_path_factory: pytest.TempPathFactory, fake_upstream: Proc) 
     env = {
         **provider_env(fake_upstream.url),
         "BIGTHREE_API_KEYS": f"{AUTH_KEY},second-key-0123456789",
+        "BIGTHREE_CORS_ORIGINS": CORS_ORIGIN,
     }
     proc = start_service(tmp_path_factory.mktemp("auth-service"), env=env)
     yield proc

@@ -14,7 +14,7 @@ from functools import partial
 from typing import Any
 
 from app.agents.schemas import ModelRef
-from app.agents.telemetry import CallContext, ResilienceTelemetry, call_scope
+from app.agents.telemetry import CallContext, ResilienceTelemetry, call_scope, emit_call_event
 from app.agents.usage import UsageLedger
 from app.core.metrics import Metrics
 from app.events.service import EventBus
@@ -214,11 +214,4 @@ class LLMClient:
         )
 
     def _emit(self, type_: str, ctx: CallContext, payload: dict[str, object]) -> None:
-        self._bus.emit(
-            type_,
-            source="provider",
-            agent=ctx.agent,
-            task_id=ctx.task_id,
-            session_id=ctx.session_id,
-            payload=payload,
-        )
+        emit_call_event(self._bus, type_, ctx, payload)

@@ -84,11 +84,6 @@ class AgentRepository:
         async with self._engine.connect() as conn:
             return [agent_from_row(r) for r in (await conn.execute(query)).mappings()]
 
-    async def count_live(self) -> int:
-        query = select(func.count()).where(agents.c.state != AgentState.DELETED)
-        async with self._engine.connect() as conn:
-            return int((await conn.execute(query)).scalar() or 0)
-
     async def update(self, agent_id: str, **values: Any) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(update(agents).where(agents.c.id == agent_id).values(**values))
@@ -164,12 +159,6 @@ class TaskRepository:
                 )
             )
 
-    async def update_many(self, task_ids: Sequence[str], **values: Any) -> None:
-        if not task_ids:
-            return
-        async with self._engine.begin() as conn:
-            await conn.execute(update(tasks).where(tasks.c.id.in_(list(task_ids))).values(**values))
-
 
 @dataclass(slots=True)
 class UsageDelta:
@@ -185,6 +174,13 @@ class UsageDelta:
         self.output_tokens += usage.output_tokens
         self.cached_input_tokens += usage.cached_input_tokens
         self.cost_usd += cost_usd
+
+    def merge(self, other: UsageDelta) -> None:
+        self.calls += other.calls
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cached_input_tokens += other.cached_input_tokens
+        self.cost_usd += other.cost_usd
 
 
 class UsageRepository:

@@ -88,10 +88,7 @@ class AgentManager:
         return self._draining
 
     async def start(self) -> None:
-        for agent in await self._agents.live():
-            if agent.state == AgentState.BUSY:
-                agent = agent.model_copy(update={"state": AgentState.IDLE})
-                await self._agents.update(agent.id, state=AgentState.IDLE)
+        for agent in await self._agents.live():  # `busy` is never stored: see TaskExecutor
             self._runtimes[agent.name] = AgentRuntime(agent)
         self._metrics.agents.set(len(self._runtimes))
         self._order = await self._tasks.max_order_key()

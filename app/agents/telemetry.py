@@ -86,6 +86,20 @@ class GatewayCollector(Collector):
         yield in_use
 
 
+def emit_call_event(
+    bus: EventBus, type_: str, ctx: CallContext | None, payload: dict[str, object]
+) -> None:
+    """Emit a provider event attributed to the call's agent/task/session (if known)."""
+    bus.emit(
+        type_,
+        source="provider",
+        agent=ctx.agent if ctx else None,
+        task_id=ctx.task_id if ctx else None,
+        session_id=ctx.session_id if ctx else None,
+        payload=payload,
+    )
+
+
 class ResilienceTelemetry:
     def __init__(self, bus: EventBus, metrics: Metrics) -> None:
         self._bus = bus
@@ -101,15 +115,7 @@ class ResilienceTelemetry:
         )
 
     def _emit(self, type_: str, payload: dict[str, object]) -> None:
-        ctx = _current.get()
-        self._bus.emit(
-            type_,
-            source="provider",
-            agent=ctx.agent if ctx else None,
-            task_id=ctx.task_id if ctx else None,
-            session_id=ctx.session_id if ctx else None,
-            payload=payload,
-        )
+        emit_call_event(self._bus, type_, _current.get(), payload)
 
     def on_retry(self, r: RetryRecord) -> None:
         self._metrics.llm_retries.labels(r.name, r.reason).inc()

@@ -38,12 +38,7 @@ class UsageLedger:
                 await self._repository.add_many(batch)
             except Exception:
                 for key, delta in batch.items():  # keep them for the next flush
-                    mine = self._pending.setdefault(key, UsageDelta())
-                    mine.calls += delta.calls
-                    mine.input_tokens += delta.input_tokens
-                    mine.output_tokens += delta.output_tokens
-                    mine.cached_input_tokens += delta.cached_input_tokens
-                    mine.cost_usd += delta.cost_usd
+                    self._pending.setdefault(key, UsageDelta()).merge(delta)
                 raise
 
     async def totals(self) -> list[dict[str, Any]]:

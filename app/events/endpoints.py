@@ -17,11 +17,12 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect, status
 
+from app.core.errors import InvalidInput
 from app.core.security import key_is_valid, websocket_token
 from app.events.hub import SLOW_CONSUMER, Subscription
 from app.events.schemas import Event, EventFilter, EventIn, EventPage
 from app.events.stream import replay_then_follow
-from app.state import AuthDep, BusDep, State
+from app.state import AuthDep, BusDep, State, StateDep
 
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -46,18 +47,17 @@ async def post_event(body: EventIn, bus: BusDep) -> Event:
 
 @router.get("/events", dependencies=[AuthDep])
 async def list_events(
-    bus: BusDep,
+    state: StateDep,
     after_seq: Annotated[int, Query(ge=0)] = 0,
     agent: AgentFilter = None,
     type: TypeFilter = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[int, Query(ge=1)] = 100,
 ) -> EventPage:
-    await bus.flush(within_s=10.0)
-    events = await bus.repository.read(
+    if limit > state.settings.events_page_max:
+        raise InvalidInput(f"limit must be at most {state.settings.events_page_max}")
+    return await state.bus.page(
         after_seq=after_seq, where=EventFilter(agent=agent, type=type), limit=limit
     )
-    next_after = events[-1].seq if events else after_seq
-    return EventPage(events=events, next_after_seq=next_after, last_seq=bus.last_seq)
 
 
 def _parse_stream_params(websocket: WebSocket) -> tuple[int, EventFilter]:

@@ -24,7 +24,7 @@ import structlog
 
 from app.events.hub import Hub
 from app.events.repository import EventRepository
-from app.events.schemas import Event
+from app.events.schemas import Event, EventFilter, EventPage
 
 log = structlog.get_logger(__name__)
 
@@ -112,6 +112,13 @@ class EventBus:
         target = self._last_seq
         async with asyncio.timeout(within_s), self._stored:
             await self._stored.wait_for(lambda: self._stored_seq >= target)
+
+    async def page(self, *, after_seq: int, where: EventFilter, limit: int) -> EventPage:
+        """Stored events after `after_seq` (everything emitted so far included), in order."""
+        await self.flush(within_s=10.0)
+        events = await self.repository.read(after_seq=after_seq, where=where, limit=limit)
+        next_after = events[-1].seq if events else after_seq
+        return EventPage(events=events, next_after_seq=next_after, last_seq=self._last_seq)
 
     async def _write_loop(self) -> None:
         while True:

@@ -172,11 +172,7 @@ def parse_completion(data: Any, request_id: str | None, provider: str) -> Comple
                 calls.append(tool_call(block["id"], block["name"], block.get("input", {})))
         raw_finish = data.get("stop_reason")
     except (KeyError, TypeError, AttributeError) as exc:
-        raise pe.MalformedResponse(
-            f"{provider}: unexpected response shape ({exc!r})",
-            provider=provider,
-            request_id=request_id,
-        ) from exc
+        raise pe.unexpected_shape(provider, exc, request_id) from exc
     return Completion(
         text="".join(text),
         tool_calls=tuple(calls),

@@ -120,6 +120,15 @@ class NotConfigured(ProviderError):
     reason_label = "not_configured"
 
 
+def unexpected_shape(
+    provider: str, exc: Exception, request_id: str | None = None
+) -> MalformedResponse:
+    """A 2xx body that parsed as JSON but not into the protocol's shape."""
+    return MalformedResponse(
+        f"{provider}: unexpected response shape ({exc!r})", provider=provider, request_id=request_id
+    )
+
+
 def parse_retry_after(headers: dict[str, str] | object, now: float | None = None) -> float | None:
     """Seconds to wait from `retry-after-ms`, or `retry-after` (seconds or an HTTP date)."""
     get = getattr(headers, "get", None)

@@ -211,9 +211,7 @@ def parse_completion(data: Any, model: str, provider: str) -> Completion:
         response_id = str(data.get("responseId") or "")
         model = str(data.get("modelVersion") or model)
     except (KeyError, TypeError, AttributeError) as exc:
-        raise pe.MalformedResponse(
-            f"{provider}: unexpected response shape ({exc!r})", provider=provider
-        ) from exc
+        raise pe.unexpected_shape(provider, exc) from exc
     return build_completion(
         parts,
         raw_finish,

@@ -118,11 +118,7 @@ def parse_completion(data: Any, request_id: str | None, provider: str) -> Comple
         )
         raw_finish = choice.get("finish_reason")
     except (KeyError, IndexError, TypeError) as exc:
-        raise pe.MalformedResponse(
-            f"{provider}: unexpected response shape ({exc!r})",
-            provider=provider,
-            request_id=request_id,
-        ) from exc
+        raise pe.unexpected_shape(provider, exc, request_id) from exc
     return Completion(
         text=message.get("content") or "",
         tool_calls=calls,

@@ -9,7 +9,7 @@ import pytest
 
 from app.core.config import Settings
 from app.main import create_app
-from tests.conftest import AUTH_KEY, provider_env
+from tests.conftest import AUTH_KEY, CORS_ORIGIN, provider_env
 from tests.support.procs import BIGTHREE, start_service
 
 OPEN = {"/health", "/metrics"}
@@ -128,3 +128,27 @@ def test_short_keys_are_refused(tmp_path) -> None:
     )
     assert result.returncode == 2
     assert "at least 16 characters" in result.stderr
+
+
+def test_cors_allows_only_configured_origins(auth_service) -> None:
+    """BIGTHREE_CORS_ORIGINS: a listed origin passes the preflight and sees x-request-id;
+    another origin gets no CORS grant."""
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization",
+    }
+    ok = httpx.options(
+        auth_service.url + "/v1/agents", headers={"Origin": CORS_ORIGIN, **preflight}
+    )
+    assert ok.status_code == 200
+    assert ok.headers["access-control-allow-origin"] == CORS_ORIGIN
+    other = httpx.options(
+        auth_service.url + "/v1/agents", headers={"Origin": "https://evil.example", **preflight}
+    )
+    assert "access-control-allow-origin" not in other.headers
+    listed = httpx.get(
+        auth_service.url + "/v1/agents",
+        headers={"Origin": CORS_ORIGIN, "Authorization": f"Bearer {AUTH_KEY}"},
+    )
+    assert listed.headers["access-control-allow-origin"] == CORS_ORIGIN
+    assert "x-request-id" in listed.headers["access-control-expose-headers"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -18,38 +17,14 @@ from app.providers.base import (
     StreamDone,
     TextDelta,
     ToolCall,
-    ToolSpec,
 )
+from tests.support.mock_http import WEATHER, Handler, Recorder, mock_client
 
 BASE = "https://api.anthropic.com"
-Handler = Callable[[httpx.Request], httpx.Response]
-
-WEATHER = ToolSpec(
-    "get_weather",
-    "Weather for a city",
-    {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-)
 
 
 def provider(handler: Handler, api_key: str | None = "sk-ant-test") -> AnthropicProvider:
-    client = httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url=BASE)
-    return AnthropicProvider(client, api_key=api_key)
-
-
-class Recorder:
-    """A handler that records each request and answers with one canned response."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self.response = response
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        return self.response
-
-    @property
-    def body(self) -> Any:
-        return json.loads(self.requests[-1].content)
+    return AnthropicProvider(mock_client(handler, BASE), api_key=api_key)
 
 
 def message_json(**overrides: Any) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -17,41 +16,17 @@ from app.providers.base import (
     StreamDone,
     TextDelta,
     ToolCall,
-    ToolSpec,
 )
 from app.providers.gemini import GeminiProvider
 from app.providers.gemini_wire import SYNTHETIC_ID_PREFIX
+from tests.support.mock_http import WEATHER, Handler, Recorder, mock_client
 
 BASE = "https://generativelanguage.googleapis.com"
 MODEL = "gemini-2.5-flash"
-Handler = Callable[[httpx.Request], httpx.Response]
-
-WEATHER = ToolSpec(
-    "get_weather",
-    "Weather for a city",
-    {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-)
 
 
 def provider(handler: Handler, api_key: str | None = "g-test-key") -> GeminiProvider:
-    client = httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url=BASE)
-    return GeminiProvider(client, api_key=api_key)
-
-
-class Recorder:
-    """A handler that records each request and answers with canned responses in turn."""
-
-    def __init__(self, *responses: httpx.Response) -> None:
-        self.responses = list(responses)
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        return self.responses[min(len(self.requests), len(self.responses)) - 1]
-
-    @property
-    def body(self) -> Any:
-        return json.loads(self.requests[-1].content)
+    return GeminiProvider(mock_client(handler, BASE), api_key=api_key)
 
 
 def response_json(parts: list[dict[str, Any]], finish: str | None = "STOP", **kw: Any) -> Any:
