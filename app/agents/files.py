@@ -9,19 +9,16 @@ a refused path, a non-regular or binary file; 413 for a file over the size limit
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
 from app.agents.endpoints import AgentName
-from app.agents.kinds.coder import open_workspace
-from app.agents.schemas import Agent
 from app.core.errors import AppError, BadRequest, NotFound, PayloadTooLarge
-from app.state import AuthDep, ManagerDep, StateDep
+from app.state import AuthDep, ManagerDep
 from app.tools.errors import FileMissing, FileTooLarge, WorkspaceError
-from app.tools.workspace import MAX_PATH_CHARS, Workspace
+from app.tools.workspace import MAX_PATH_CHARS
 
 router = APIRouter(prefix="/v1", dependencies=[AuthDep], tags=["agents"])
 
@@ -51,26 +48,15 @@ def _http_error(exc: WorkspaceError) -> AppError:
     return BadRequest(exc.message, reason=exc.kind)
 
 
-def _workspace(state: StateDep, agent: Agent) -> Workspace:
-    if agent.kind != "coder":
-        raise NotFound(f"{agent.name} is a {agent.kind} agent; only coder agents have files")
-    try:
-        return open_workspace(state.settings, agent)
-    except WorkspaceError as exc:
-        raise _http_error(exc) from None
-
-
 @router.get("/agents/{name}/files", response_model=FileList)
 async def list_files(
     name: AgentName,
     manager: ManagerDep,
-    state: StateDep,
     glob: Annotated[str, Query(min_length=1, max_length=256)] = "**",
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> FileList:
-    workspace = _workspace(state, manager.get_agent(name))
     try:
-        files, more = await asyncio.to_thread(workspace.list_files, glob, limit)
+        files, more = await manager.list_agent_files(name, glob, limit)
     except WorkspaceError as exc:
         raise _http_error(exc) from None
     entries = [FileEntry(path=f.path, size=f.size, modified_at=f.modified_at) for f in files]
@@ -82,11 +68,9 @@ async def read_file(
     name: AgentName,
     path: Annotated[str, Path(max_length=MAX_PATH_CHARS)],
     manager: ManagerDep,
-    state: StateDep,
 ) -> FileContent:
-    workspace = _workspace(state, manager.get_agent(name))
     try:
-        content = await asyncio.to_thread(workspace.read_text, path)
+        content = await manager.read_agent_file(name, path)
     except WorkspaceError as exc:
         raise _http_error(exc) from None
     return FileContent(path=path, size=len(content.encode()), content=content)

@@ -24,6 +24,7 @@ import structlog
 
 from app.agents.executor import TaskExecutor
 from app.agents.kinds.base import AgentKindRunner
+from app.agents.kinds.coder import open_workspace
 from app.agents.llm import LLMClient
 from app.agents.repository import AgentRepository, TaskRepository
 from app.agents.runtime import CANCELLED_MESSAGE, INTERRUPTED_MESSAGE, AgentRuntime, new_id
@@ -44,7 +45,7 @@ from app.core.errors import Conflict, Draining, InvalidInput, NotFound, TooManyR
 from app.core.metrics import Metrics
 from app.events.service import EventBus
 from app.tools.errors import WorkspaceError
-from app.tools.workspace import resolve_root
+from app.tools.workspace import FileInfo, Workspace, resolve_root
 
 log = structlog.get_logger(__name__)
 
@@ -220,6 +221,25 @@ class AgentManager:
         rt.agent = rt.agent.model_copy(update={"state": AgentState.DELETED, "updated_at": now})
         self._bus.emit("agent.deleted", agent=name, payload={"id": rt.agent.id})
         return rt.agent
+
+    async def list_agent_files(
+        self, name: str, glob: str = "**", limit: int = 1000
+    ) -> tuple[list[FileInfo], bool]:
+        """A coder agent's workspace files (and whether the list was cut at `limit`)."""
+        workspace = self._workspace_of(name)
+        return await asyncio.to_thread(workspace.list_files, glob, limit)
+
+    async def read_agent_file(self, name: str, path: str) -> str:
+        """One text file of a coder agent's workspace, through its sandbox."""
+        workspace = self._workspace_of(name)
+        return await asyncio.to_thread(workspace.read_text, path)
+
+    def _workspace_of(self, name: str) -> Workspace:
+        """Raises NotFound for non-coders and `WorkspaceError` for sandbox refusals."""
+        agent = self.get_agent(name)
+        if agent.kind != "coder":
+            raise NotFound(f"{name} is a {agent.kind} agent; only coder agents have files")
+        return open_workspace(self._settings, agent)
 
     async def report_costs(self) -> CostReport:
         """Usage and cost per live agent, per provider/model, and in total."""

@@ -9,12 +9,10 @@ Guard rails: the caller cannot delete, command or cancel itself; one toolset cre
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from app.agents.kinds.coder import open_workspace
 from app.agents.schemas import (
     AGENT_NAME_PATTERN,
     MODEL_PATTERN,
@@ -223,10 +221,9 @@ class OrchestratorToolset(Toolset):
 
     async def read_agent_file(self, args: ReadAgentFileArgs) -> ToolResult:
         agent = self._manager.get_agent(args.name)
-        if agent.kind != "coder":
+        if agent.kind != "coder":  # said to the model in its own words
             raise ToolError(f"{args.name} is a {agent.kind} agent; only coders have files")
-        workspace = open_workspace(self._settings, agent)
-        text = await asyncio.to_thread(workspace.read_text, args.path)
+        text = await self._manager.read_agent_file(args.name, args.path)
         content, _, _, total = slice_lines(text, None, None)
         return ToolResult(content, data={"agent": args.name, "path": args.path, "lines": total})
 
