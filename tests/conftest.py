@@ -42,8 +42,18 @@ def provider_env(fake_url: str) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def service(tmp_path_factory: pytest.TempPathFactory, fake_upstream: Proc) -> Iterator[Proc]:
-    """One shared service for tests that only need defaults (use unique agent names)."""
-    proc = start_service(tmp_path_factory.mktemp("service"), env=provider_env(fake_upstream.url))
+    """One shared service for tests that only need defaults (use unique agent and model names).
+
+    Its tests inject outages into their own models, so two settings keep them apart: one
+    breaker per provider/model (else a few failing tests open the shared `openai` breaker
+    for every later test) and a retry-budget floor no test run can spend.
+    """
+    env = {
+        **provider_env(fake_upstream.url),
+        "BIGTHREE_BREAKER_PER_MODEL": "true",
+        "BIGTHREE_RETRY_BUDGET_MIN_PER_S": "1000",
+    }
+    proc = start_service(tmp_path_factory.mktemp("service"), env=env)
     yield proc
     proc.stop()
 

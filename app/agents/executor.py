@@ -1,9 +1,10 @@
 """TaskExecutor: runs queued tasks — one at a time per agent, a global limit across agents.
 
-Each task runs as its own asyncio task inside a deadline (`asyncio.timeout` plus a `Deadline`
-that provider calls read). Its outcome and its agent's totals are written to the store in one
-transaction, then emitted as a `task.<state>` event, so a client that sees the event can read
-the matching state back. The AgentManager decides *what* runs; this module only runs it.
+Each task runs as its own asyncio task inside a deadline (a `Deadline` that provider calls
+read, plus an `asyncio.timeout` backstop just after it). Its outcome and its agent's totals
+are written to the store in one transaction, then emitted as a `task.<state>` event, so a
+client that sees the event can read the matching state back. The AgentManager decides
+*what* runs; this module only runs it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ from app.events.service import EventBus
 from app.providers.errors import ProviderError
 from app.resilience.errors import DeadlineExceeded, ResilienceError
 from app.resilience.timeouts import Deadline, deadline_scope
+
+# The `Deadline` is what ends a task on time: provider calls bound each attempt by it, so a
+# call it cuts off ends as DeadlineExceeded and is recorded on its breaker as a timeout. The
+# asyncio timeout is only a backstop for code that ignores the deadline; were it due at the
+# same instant, the two timers would race and the cut-off call would sometimes count as a
+# breaker failure and sometimes not (cancelled calls are not recorded).
+DEADLINE_BACKSTOP_S = 0.5
 
 log = structlog.get_logger(__name__)
 
@@ -141,7 +149,7 @@ class TaskExecutor:
         ctx = RunContext(self._llm, call, lambda: self._history(rt), emit=self._task_emitter(task))
         with structlog.contextvars.bound_contextvars(agent=agent.name, task_id=task.id):
             try:
-                async with asyncio.timeout(task.timeout_s):
+                async with asyncio.timeout(task.timeout_s + DEADLINE_BACKSTOP_S):
                     with deadline_scope(deadline):
                         result = await self._runners[agent.kind].run(agent, task, ctx)
                 state = TaskState.SUCCEEDED

@@ -9,6 +9,7 @@ import httpx
 from app.fake_upstream.client import FakeUpstreamClient
 from tests.conftest import unique
 from tests.support.api import create_agent, submit, wait_task
+from tests.support.chaos import breaker_snapshot
 
 
 def test_create_get_list_delete_agent(client: httpx.Client) -> None:
@@ -183,6 +184,9 @@ def test_deadline_times_out_a_slow_task(client: httpx.Client, fake: FakeUpstream
     done = wait_task(client, submit(client, name, "hi", timeout_s=0.5)["id"])
     assert done["state"] == "timed_out"
     assert "0.5s deadline" in done["error"]["message"]
+    # the cut-off call counts as one timed-out call on its breaker, every time
+    breaker = breaker_snapshot(client, "openai", f"openai/{model}")
+    assert (breaker["calls"], breaker["failed_calls"]) == (1, 1), breaker
 
 
 def test_cancel_running_and_queued_tasks(client: httpx.Client, fake: FakeUpstreamClient) -> None:
@@ -211,7 +215,7 @@ def test_one_task_at_a_time_per_agent_in_fifo_order(
     fake.script(model, [{"latency_s": 0.1, "repeat": -1}])
     ids = [submit(client, name, f"task {i}")["id"] for i in range(4)]
     done = [wait_task(client, task_id) for task_id in ids]
-    assert all(t["state"] == "succeeded" for t in done)
+    assert [t["state"] for t in done] == ["succeeded"] * 4, [t["error"] for t in done]
     for earlier, later in itertools.pairwise(done):
         assert earlier["finished_at"] <= later["started_at"]
     prompts = [r.body["messages"][-1]["content"] for r in fake.requests(model=model)]
