@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.agents.schemas import Agent, AgentState, Task, TaskState, UsageOut
 from app.core.errors import Conflict
 from app.providers.base import Usage
+from app.store.engine import write_transaction
 from app.store.schema import agents, tasks, usage_totals
 
 
@@ -73,7 +74,7 @@ class AgentRepository:
 
     async def insert(self, values: dict[str, Any]) -> Agent:
         try:
-            async with self._engine.begin() as conn:
+            async with write_transaction(self._engine) as conn:
                 await conn.execute(insert(agents).values(**values))
         except IntegrityError as exc:
             raise Conflict(f"an agent named {values['name']!r} already exists") from exc
@@ -85,7 +86,7 @@ class AgentRepository:
             return [agent_from_row(r) for r in (await conn.execute(query)).mappings()]
 
     async def update(self, agent_id: str, **values: Any) -> None:
-        async with self._engine.begin() as conn:
+        async with write_transaction(self._engine) as conn:
             await conn.execute(update(agents).where(agents.c.id == agent_id).values(**values))
 
 
@@ -94,7 +95,7 @@ class TaskRepository:
         self._engine = engine
 
     async def insert(self, values: dict[str, Any]) -> Task:
-        async with self._engine.begin() as conn:
+        async with write_transaction(self._engine) as conn:
             await conn.execute(insert(tasks).values(**values))
             await conn.execute(
                 update(agents)
@@ -130,7 +131,7 @@ class TaskRepository:
             return int((await conn.execute(select(func.max(tasks.c.order_key)))).scalar() or 0)
 
     async def update(self, task_id: str, **values: Any) -> None:
-        async with self._engine.begin() as conn:
+        async with write_transaction(self._engine) as conn:
             await conn.execute(update(tasks).where(tasks.c.id == task_id).values(**values))
 
     async def finish(
@@ -145,7 +146,7 @@ class TaskRepository:
     ) -> None:
         """Record a task's outcome and add its usage to its agent, atomically."""
         now = values["finished_at"]
-        async with self._engine.begin() as conn:
+        async with write_transaction(self._engine) as conn:
             await conn.execute(update(tasks).where(tasks.c.id == task_id).values(**values))
             await conn.execute(
                 update(agents)
@@ -201,7 +202,7 @@ class UsageRepository:
             return
         t = usage_totals
         upsert = pg_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
-        async with self._engine.begin() as conn:
+        async with write_transaction(self._engine) as conn:
             for (provider, model), d in deltas.items():
                 statement = upsert(t).values(
                     provider=provider,

@@ -8,6 +8,7 @@ from sqlalchemy import Select, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.events.schemas import Event, EventFilter
+from app.store.engine import write_transaction
 from app.store.schema import events
 
 
@@ -22,7 +23,7 @@ class EventRepository:
     async def insert_many(self, batch: Sequence[Event]) -> None:
         if not batch:
             return
-        async with self._engine.begin() as conn:
+        async with write_transaction(self._engine) as conn:
             await conn.execute(insert(events), [e.model_dump() for e in batch])
 
     async def read(
@@ -50,7 +51,7 @@ class EventRepository:
 
     async def prune(self, keep_last: int) -> int:
         """Delete all but the newest `keep_last` events; return how many were deleted."""
-        async with self._engine.begin() as conn:
+        async with write_transaction(self._engine) as conn:
             newest = (await conn.execute(select(func.max(events.c.seq)))).scalar() or 0
             result = await conn.execute(delete(events).where(events.c.seq <= newest - keep_last))
             return int(result.rowcount or 0)
