@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -29,6 +30,7 @@ from app.events.service import EventBus
 from app.providers.errors import ProviderError
 from app.resilience.errors import DeadlineExceeded, ResilienceError
 from app.resilience.timeouts import Deadline, deadline_scope
+from app.store.transient import retry_store_write
 
 # The `Deadline` is what ends a task on time: provider calls bound each attempt by it, so a
 # call it cuts off ends as DeadlineExceeded and is recorded on its breaker as a timeout. The
@@ -66,7 +68,11 @@ class TaskExecutor:
 
     def ensure_worker(self, rt: AgentRuntime) -> None:
         if rt.queue and rt.worker is None and not self._draining():
-            rt.worker = asyncio.create_task(self._work(rt), name=f"agent-{rt.agent.name}")
+            # a fresh context: the worker outlives the request that started it, so it must not
+            # log that request's id against every later task
+            rt.worker = asyncio.create_task(
+                self._work(rt), name=f"agent-{rt.agent.name}", context=contextvars.Context()
+            )
 
     async def interrupt(self, runtimes: Iterable[AgentRuntime]) -> None:
         """Cancel every running task, recording it as `interrupted`."""
@@ -120,6 +126,8 @@ class TaskExecutor:
                     except asyncio.CancelledError:
                         if not rt.job.done():
                             raise
+                    except Exception:
+                        self._not_recorded(rt, head)
                     finally:
                         rt.running = None
                     if rt.job.cancelled():  # cancelled before _execute could record it
@@ -130,14 +138,27 @@ class TaskExecutor:
         finally:
             rt.worker = None
 
+    def _not_recorded(self, rt: AgentRuntime, task: Task) -> None:
+        """The store refused a task's state even after retries: say so, release whoever
+        waits on the task, and keep this agent's worker going. The stored row still reads
+        queued or running; the next start re-queues or interrupts it (AgentManager.start)."""
+        log.exception("task_not_recorded", agent=task.agent, task_id=task.id)
+        if rt.agent.state == AgentState.BUSY:
+            rt.agent = rt.agent.model_copy(update={"state": AgentState.IDLE})
+        self._signal_finished(task.id)
+
     async def _execute(self, rt: AgentRuntime, task: Task) -> None:
         agent = rt.agent
         started = time.time()
-        self._metrics.tasks_running.inc()
         self._metrics.task_queue_wait.labels(agent.kind).observe(
             max(0.0, started - task.created_at)
         )
-        await self._tasks.update(task.id, state=TaskState.RUNNING, started_at=started)
+        await retry_store_write(
+            lambda: self._tasks.update(task.id, state=TaskState.RUNNING, started_at=started),
+            what="task_running",
+            on_retry=self._metrics.store_write_retries.labels("task_running").inc,
+        )
+        self._metrics.tasks_running.inc()
         # busy is shown from memory only: after a restart nothing is running, so the store
         # never needs to hold it (one write fewer per task)
         rt.agent = rt.agent.model_copy(update={"state": AgentState.BUSY})
@@ -215,24 +236,29 @@ class TaskExecutor:
             failed = state in {TaskState.FAILED, TaskState.TIMED_OUT}
             agent_state = AgentState.FAILED if failed else AgentState.IDLE
         # the task's outcome and the agent's totals change together, in one transaction
-        await self._tasks.finish(
-            task.id,
-            {
-                "state": state,
-                "result": result,
-                "error": error.model_dump() if error else None,
-                "input_tokens": usage.input_tokens,
-                "output_tokens": usage.output_tokens,
-                "cached_input_tokens": usage.cached_input_tokens,
-                "cost_usd": call.cost_usd,
-                "attempts": call.attempts,
-                "finished_at": now,
-                "files_changed": files_changed,
-            },
-            agent_id=a.id,
-            agent_state=agent_state,
-            usage=usage,
-            cost_usd=call.cost_usd,
+        values: dict[str, Any] = {
+            "state": state,
+            "result": result,
+            "error": error.model_dump() if error else None,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cached_input_tokens": usage.cached_input_tokens,
+            "cost_usd": call.cost_usd,
+            "attempts": call.attempts,
+            "finished_at": now,
+            "files_changed": files_changed,
+        }
+        await retry_store_write(
+            lambda: self._tasks.finish(
+                task.id,
+                values,
+                agent_id=a.id,
+                agent_state=agent_state,
+                usage=usage,
+                cost_usd=call.cost_usd,
+            ),
+            what="task_finished",
+            on_retry=self._metrics.store_write_retries.labels("task_finished").inc,
         )
         a = rt.agent  # re-read: a submit may have replaced it while we awaited the store
         rt.agent = a.model_copy(

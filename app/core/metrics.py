@@ -52,6 +52,10 @@ class BoundedLabel:
         return self._overflow
 
 
+# the task writes retried through a transient store error (see app/store/transient.py)
+STORE_WRITE_OPERATIONS = ("task_running", "task_finished")
+
+
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
@@ -142,6 +146,14 @@ class Metrics:
         )
         for outcome in ("ok", "error"):
             self.tool_calls.labels(outcome)
+        self.store_write_retries = Counter(
+            "bigthree_store_write_retries_total",
+            "Store writes retried after a transient database error (locked file, lost link).",
+            ["operation"],
+            registry=r,
+        )
+        for operation in STORE_WRITE_OPERATIONS:
+            self.store_write_retries.labels(operation)
         # events and websockets
         self.events = Counter("bigthree_events_total", "Events published.", ["origin"], registry=r)
         self.ws_connections = Gauge(

@@ -70,3 +70,5 @@ def test_logs_are_json_with_request_ids_and_no_secrets(tmp_path, fake_upstream) 
     assert any(line["request_id"] == "req-for-logs" and line["status"] == 404 for line in requests)
     finished = [line for line in lines if line["event"] == "task_finished"]
     assert finished and finished[0]["task_id"] == task["id"] and finished[0]["agent"] == "logger"
+    # the agent's worker outlives the request that woke it: its lines carry no request's id
+    assert "request_id" not in finished[0]

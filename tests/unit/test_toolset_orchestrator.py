@@ -5,34 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from app.agents.kinds.base import RunContext
-from app.agents.repository import AgentRepository, TaskRepository
 from app.agents.schemas import Agent, AgentCreate, Task
 from app.agents.service import AgentManager
 from app.agents.toolset import OrchestratorToolset
 from app.core.config import Settings
-from app.core.metrics import Metrics
-from app.events.hub import Hub
-from app.events.repository import EventRepository
-from app.events.service import EventBus
 from app.store.engine import create_engine
-from app.store.migrations import migrate
-
-
-class StubLLM:
-    """What the manager asks of the LLM client outside of runs."""
-
-    provider_names = ["anthropic", "gemini", "openai"]
-
-    async def usage_totals(self) -> list[dict[str, Any]]:
-        return [
-            {"provider": "openai", "model": "gpt-4o-mini", "calls": 2, "input_tokens": 10,
-             "output_tokens": 5, "cached_input_tokens": 0, "cost_usd": 0.25},
-        ]
+from tests.support.manager import running_manager
 
 
 class EchoRunner:
@@ -59,25 +41,11 @@ async def manager(tmp_path: Path) -> AsyncIterator[AgentManager]:
         orchestrator_max_created_agents=2,
     )
     ctx_data_dir[:] = [str(tmp_path)]
-    engine = create_engine(settings.resolved_database_url)
-    await migrate(engine)
-    bus = EventBus(EventRepository(engine), Hub(100))
-    await bus.start()
     runner = EchoRunner()
-    mgr = AgentManager(
-        settings=settings,
-        agents=AgentRepository(engine),
-        tasks=TaskRepository(engine),
-        bus=bus,
-        llm=StubLLM(),  # type: ignore[arg-type]
-        metrics=Metrics(),
-        runners={"chat": runner, "coder": runner, "orchestrator": runner},
-    )
-    await mgr.start()
-    yield mgr
-    await mgr.shutdown()
-    await bus.stop()
-    await engine.dispose()
+    runners = {"chat": runner, "coder": runner, "orchestrator": runner}
+    engine = create_engine(settings.resolved_database_url)
+    async with running_manager(settings, engine, runners) as mgr:
+        yield mgr
 
 
 async def _boss(manager: AgentManager) -> tuple[OrchestratorToolset, Agent]:
