@@ -87,9 +87,11 @@ async def test_a_locked_store_neither_loses_a_result_nor_stops_the_agent(
     async with running_manager(settings, engine, {"chat": runner}, metrics) as manager:
         await manager.create_agent(AgentCreate(name="a", model="m"))
         first = await manager.submit("a", TaskCreate(prompt="gated"))
-        running = await manager.wait_for_task(first.id, 0)
-        while running.state != TaskState.RUNNING:
-            running = await manager.wait_for_task(first.id, 0.01)
+        for _ in range(1000):  # at most ~10 s
+            if (await manager.wait_for_task(first.id, 0.01)).state == TaskState.RUNNING:
+                break
+        else:
+            raise AssertionError("the gated task never started")
         blocker = sqlite3.connect(tmp_path / "bigthree.db", isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")  # the write lock, as another process would take it
         waiting = asyncio.create_task(manager.wait_for_task(first.id, 30))
