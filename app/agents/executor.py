@@ -98,8 +98,11 @@ class TaskExecutor:
     async def finish_unstarted(self, task: Task, kind: str, state: TaskState, reason: str) -> None:
         """Record a task that never ran (cancelled while queued, its agent deleted, ...)."""
         error = TaskError(type=state.value, message=reason)
-        await self._tasks.update(
-            task.id, state=state, error=error.model_dump(), finished_at=time.time()
+        await self._store_write(
+            "task_unstarted",
+            lambda: self._tasks.update(
+                task.id, state=state, error=error.model_dump(), finished_at=time.time()
+            ),
         )
         self._metrics.tasks_finished.labels(kind, state.value).inc()
         self._signal_finished(task.id)
@@ -119,24 +122,34 @@ class TaskExecutor:
                         continue
                     rt.queue.popleft()
                     self._metrics.tasks_queued.dec()
-                    rt.running = head
-                    rt.job = asyncio.create_task(self._execute(rt, head), name=f"task-{head.id}")
                     try:
-                        await asyncio.shield(rt.job)
-                    except asyncio.CancelledError:
-                        if not rt.job.done():
-                            raise
+                        await self._run(rt, head)
                     except Exception:
                         self._not_recorded(rt, head)
-                    finally:
-                        rt.running = None
-                    if rt.job.cancelled():  # cancelled before _execute could record it
-                        state = rt.cancel_as.pop(head.id, TaskState.CANCELLED)
-                        cancelled = state == TaskState.CANCELLED
-                        reason = CANCELLED_MESSAGE if cancelled else INTERRUPTED_MESSAGE
-                        await self.finish_unstarted(head, rt.agent.kind, state, reason)
         finally:
             rt.worker = None
+
+    async def _run(self, rt: AgentRuntime, task: Task) -> None:
+        """Run `task` as the agent's job, to its recorded end."""
+        rt.running = task
+        rt.job = asyncio.create_task(self._execute(rt, task), name=f"task-{task.id}")
+        try:
+            await asyncio.shield(rt.job)
+        except asyncio.CancelledError:
+            if not rt.job.done():
+                raise
+        finally:
+            rt.running = None
+        if rt.job.cancelled():  # cancelled before _execute could record it
+            state = rt.cancel_as.pop(task.id, TaskState.CANCELLED)
+            cancelled = state == TaskState.CANCELLED
+            reason = CANCELLED_MESSAGE if cancelled else INTERRUPTED_MESSAGE
+            await self.finish_unstarted(task, rt.agent.kind, state, reason)
+
+    async def _store_write(self, operation: str, write: Callable[[], Awaitable[None]]) -> None:
+        """A task write, retried through a transient store error (counted per operation)."""
+        retried = self._metrics.store_write_retries.labels(operation)
+        await retry_store_write(write, what=operation, on_retry=retried.inc)
 
     def _not_recorded(self, rt: AgentRuntime, task: Task) -> None:
         """The store refused a task's state even after retries: say so, release whoever
@@ -153,10 +166,9 @@ class TaskExecutor:
         self._metrics.task_queue_wait.labels(agent.kind).observe(
             max(0.0, started - task.created_at)
         )
-        await retry_store_write(
+        await self._store_write(
+            "task_running",
             lambda: self._tasks.update(task.id, state=TaskState.RUNNING, started_at=started),
-            what="task_running",
-            on_retry=self._metrics.store_write_retries.labels("task_running").inc,
         )
         self._metrics.tasks_running.inc()
         # busy is shown from memory only: after a restart nothing is running, so the store
@@ -248,7 +260,8 @@ class TaskExecutor:
             "finished_at": now,
             "files_changed": files_changed,
         }
-        await retry_store_write(
+        await self._store_write(
+            "task_finished",
             lambda: self._tasks.finish(
                 task.id,
                 values,
@@ -257,8 +270,6 @@ class TaskExecutor:
                 usage=usage,
                 cost_usd=call.cost_usd,
             ),
-            what="task_finished",
-            on_retry=self._metrics.store_write_retries.labels("task_finished").inc,
         )
         a = rt.agent  # re-read: a submit may have replaced it while we awaited the store
         rt.agent = a.model_copy(

@@ -53,7 +53,7 @@ class BoundedLabel:
 
 
 # the task writes retried through a transient store error (see app/store/transient.py)
-STORE_WRITE_OPERATIONS = ("task_running", "task_finished")
+STORE_WRITE_OPERATIONS = ("task_running", "task_finished", "task_unstarted")
 
 
 class Metrics:
