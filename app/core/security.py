@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 
-from fastapi import Request, WebSocket
+from fastapi import Request, WebSocket, status
 
 from app.core.config import Settings
 from app.core.errors import Unauthorized
@@ -40,3 +40,12 @@ def websocket_token(websocket: WebSocket) -> str | None:
     return _extract_bearer(websocket.headers.get("authorization")) or websocket.query_params.get(
         "token"
     )
+
+
+async def refuse_unauthorized(settings: Settings, websocket: WebSocket) -> bool:
+    """Close a WebSocket whose key (header or `?token=`) is missing or wrong with 1008;
+    True when it was refused."""
+    if key_is_valid(settings, websocket_token(websocket)):
+        return False
+    await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="unauthorized")
+    return True

@@ -18,7 +18,7 @@ import structlog
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect, status
 
 from app.core.errors import InvalidInput
-from app.core.security import key_is_valid, websocket_token
+from app.core.security import refuse_unauthorized
 from app.events.hub import SLOW_CONSUMER, Subscription
 from app.events.schemas import Event, EventFilter, EventIn, EventPage
 from app.events.stream import replay_then_follow
@@ -97,8 +97,7 @@ async def _read_client(websocket: WebSocket) -> int:
 @router.websocket("/events/ws")
 async def stream_events(websocket: WebSocket) -> None:
     state: State = websocket.app.state.bigthree
-    if not key_is_valid(state.settings, websocket_token(websocket)):
-        await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="unauthorized")
+    if await refuse_unauthorized(state.settings, websocket):
         return
     await websocket.accept()
     try:

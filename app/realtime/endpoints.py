@@ -10,7 +10,7 @@ import contextlib
 
 from fastapi import APIRouter, WebSocket, status
 
-from app.core.security import key_is_valid, websocket_token
+from app.core.security import refuse_unauthorized
 from app.realtime import protocol as p
 from app.realtime.service import MODALITIES, RealtimeService
 from app.state import State
@@ -21,8 +21,7 @@ router = APIRouter(prefix="/v1", tags=["realtime"])
 @router.websocket("/realtime")
 async def realtime(websocket: WebSocket) -> None:
     state: State = websocket.app.state.bigthree
-    if not key_is_valid(state.settings, websocket_token(websocket)):
-        await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="unauthorized")
+    if await refuse_unauthorized(state.settings, websocket):
         return
     service: RealtimeService = websocket.app.state.realtime
     await websocket.accept()
