@@ -15,6 +15,7 @@ from app.fake_upstream.client import FakeUpstreamClient
 from tests.conftest import provider_env, unique
 from tests.support.api import create_agent, submit, wait_task
 from tests.support.procs import Proc, start_service, wait_until
+from tests.support.wire import tool_results
 
 MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-sonnet-4-5", "gemini": "gemini-2.5-flash"}
 
@@ -35,29 +36,6 @@ def events(http: httpx.Client, agent: str, type_: str) -> list[dict[str, Any]]:
     assert response.status_code == 200, response.text
     found: list[dict[str, Any]] = response.json()["events"]
     return found
-
-
-def tool_results(provider: str, body: dict[str, Any]) -> dict[str, Any]:
-    """call id -> what the request sent back as that call's result, per wire protocol."""
-    if provider == "openai":
-        return {m["tool_call_id"]: m["content"] for m in body["messages"] if m["role"] == "tool"}
-    if provider == "anthropic":
-        return {
-            block["tool_use_id"]: (block["content"], block.get("is_error", False))
-            for message in body["messages"]
-            if isinstance(message["content"], list)
-            for block in message["content"]
-            if block.get("type") == "tool_result"
-        }
-    return {
-        part["functionResponse"]["id"]: (
-            part["functionResponse"]["name"],
-            part["functionResponse"]["response"],
-        )
-        for content in body["contents"]
-        for part in content["parts"]
-        if "functionResponse" in part
-    }
 
 
 def declared_tools(provider: str, body: dict[str, Any]) -> list[str]:

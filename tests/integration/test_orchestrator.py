@@ -11,20 +11,11 @@ from app.fake_upstream.client import FakeUpstreamClient
 from tests.conftest import unique
 from tests.support.api import create_agent, open_events, recv_until, submit, wait_task
 from tests.support.procs import Proc
+from tests.support.wire import tool_results
 
 
 def call(call_id: str, tool: str, **arguments: Any) -> dict[str, Any]:
     return {"id": call_id, "name": tool, "arguments": arguments}
-
-
-def anthropic_results(body: dict[str, Any]) -> dict[str, tuple[str, bool]]:
-    return {
-        block["tool_use_id"]: (block["content"], block.get("is_error", False))
-        for message in body["messages"]
-        if isinstance(message["content"], list)
-        for block in message["content"]
-        if block.get("type") == "tool_result"
-    }
 
 
 def test_orchestrator_creates_and_commands_a_coder(
@@ -94,10 +85,10 @@ def test_orchestrator_creates_and_commands_a_coder(
     assert done["state"] == "succeeded"
     assert done["result"] == f"{bot} wrote README.md with three ideas."
     sent = [r.body for r in fake.requests(model=boss_model)]
-    commanded, _ = anthropic_results(sent[2])["o2"]
+    commanded, _ = tool_results("anthropic", sent[2])["o2"]
     assert "succeeded" in commanded and "result: Wrote README.md." in commanded
     assert "files changed: README.md" in commanded
-    assert anthropic_results(sent[3])["o3"] == (readme, False)
+    assert tool_results("anthropic", sent[3])["o3"] == (readme, False)
     agent = client.get(f"/v1/agents/{bot}").json()
     assert (agent["kind"], agent["provider"], agent["model"]) == ("coder", "openai", bot_model)
     assert client.get(f"/v1/agents/{bot}/files/README.md").json()["content"] == readme

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,7 +13,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from tests.conftest import AUTH_KEY, provider_env, unique
-from tests.support.api import recv_json, recv_until, wait_task, ws_url
+from tests.support.api import recv_json, recv_until, stalled_socket, wait_task, ws_url
 from tests.support.procs import Proc, start_fake_upstream, start_service, wait_until
 
 Frame = dict[str, Any]
@@ -60,12 +59,7 @@ def service_events(http: httpx.Client, session_id: str) -> list[Frame]:
 
 def open_session(base: str, *, stalled: bool = False, **params: Any) -> ClientConnection:
     """A text-modality session; `stalled=True`: a client that reads as little as it can."""
-    sock = None
-    if stalled:
-        host, port = base.removeprefix("http://").split(":")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32_768)
-        sock.connect((host, int(port)))
+    sock = stalled_socket(base) if stalled else None
     params.setdefault("modality", "text")
     return connect(
         ws_url(base, "/v1/realtime", **params),

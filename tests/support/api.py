@@ -53,6 +53,16 @@ def ws_url(base: str, path: str, **params: Any) -> str:
     return base.replace("http://", "ws://") + path + (f"?{query}" if query else "")
 
 
+def stalled_socket(base: str) -> socket.socket:
+    """A connected socket with a small fixed receive buffer (no TCP autotuning), for a
+    client that reads as little as it can."""
+    host, port = base.removeprefix("http://").split(":")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32_768)
+    sock.connect((host, int(port)))
+    return sock
+
+
 def open_events(
     base: str,
     *,
@@ -62,12 +72,7 @@ def open_events(
 ) -> ClientConnection:
     """Open the event stream. `stalled=True` makes a client that reads as little as it can:
     a one-frame receive queue and a small fixed socket buffer (no TCP autotuning)."""
-    sock = None
-    if stalled:
-        host, port = base.removeprefix("http://").split(":")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32_768)
-        sock.connect((host, int(port)))
+    sock = stalled_socket(base) if stalled else None
     return connect(
         ws_url(base, "/v1/events/ws", **params),
         open_timeout=10,
