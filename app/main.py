@@ -28,7 +28,12 @@ from app.agents.usage import UsageLedger
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
 from app.core.metrics import Metrics
-from app.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from app.core.middleware import (
+    BodyLimitMiddleware,
+    RequestContextMiddleware,
+    UnhandledErrorMiddleware,
+)
+from app.core.redaction import remember_secrets
 from app.events.endpoints import router as events_router
 from app.events.hub import GOING_AWAY, Hub
 from app.events.repository import EventRepository
@@ -50,6 +55,7 @@ log = structlog.get_logger(__name__)
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    remember_secrets(settings.secrets())
     metrics = Metrics()
 
     @asynccontextmanager
@@ -144,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["authorization", "content-type", "x-request-id"],
             expose_headers=["x-request-id"],
         )
+    app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
     install_docs(app, settings)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.agents.service import AgentManager
@@ -45,7 +46,14 @@ def get_gateway(request: Request) -> ProviderGateway:
     return get_state(request).gateway
 
 
-def require_auth(request: Request) -> None:
+# declared so the OpenAPI document shows the bearer scheme; the check itself is
+# `check_request` (the same for every route, and a no-op while no keys are set)
+_bearer = HTTPBearer(auto_error=False, description="one of BIGTHREE_API_KEYS")
+
+
+def require_auth(
+    request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
     check_request(get_state(request).settings, request)
 
 

@@ -16,15 +16,21 @@ from app.agents.schemas import (
     TaskCreate,
     TaskList,
 )
+from app.core.openapi import problems
 from app.state import AuthDep, ManagerDep
 
-router = APIRouter(prefix="/v1", dependencies=[AuthDep], tags=["agents"])
+router = APIRouter(prefix="/v1", dependencies=[AuthDep], tags=["agents"], responses=problems(401))
 
 AgentName = Annotated[str, Path(max_length=64, pattern=AGENT_NAME_PATTERN)]
 TaskId = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$")]
 
 
-@router.post("/agents", status_code=status.HTTP_201_CREATED, response_model=Agent)
+@router.post(
+    "/agents",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Agent,
+    responses=problems(409, 413, 422, 429, 503),
+)
 async def create_agent(spec: AgentCreate, manager: ManagerDep) -> Agent:
     return await manager.create_agent(spec)
 
@@ -34,30 +40,37 @@ async def list_agents(manager: ManagerDep) -> AgentList:
     return AgentList(agents=manager.list_agents())
 
 
-@router.get("/agents/{name}", response_model=Agent)
+@router.get("/agents/{name}", response_model=Agent, responses=problems(404, 422))
 async def get_agent(name: AgentName, manager: ManagerDep) -> Agent:
     return manager.get_agent(name)
 
 
-@router.delete("/agents/{name}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/agents/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(404, 422)
+)
 async def delete_agent(name: AgentName, manager: ManagerDep) -> Response:
     await manager.delete_agent(name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/agents/{name}/tasks", status_code=status.HTTP_202_ACCEPTED, response_model=Task)
+@router.post(
+    "/agents/{name}/tasks",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Task,
+    responses=problems(404, 413, 422, 429, 503),
+)
 async def submit_task(name: AgentName, spec: TaskCreate, manager: ManagerDep) -> Task:
     return await manager.submit(name, spec)
 
 
-@router.get("/agents/{name}/tasks", response_model=TaskList)
+@router.get("/agents/{name}/tasks", response_model=TaskList, responses=problems(404, 422))
 async def list_tasks(
     name: AgentName, manager: ManagerDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> TaskList:
     return TaskList(tasks=await manager.list_tasks(name, limit))
 
 
-@router.get("/tasks/{task_id}", response_model=Task)
+@router.get("/tasks/{task_id}", response_model=Task, responses=problems(404, 422))
 async def get_task(task_id: TaskId, manager: ManagerDep) -> Task:
     return await manager.get_task(task_id)
 
@@ -67,6 +80,6 @@ async def report_costs(manager: ManagerDep) -> CostReport:
     return await manager.report_costs()
 
 
-@router.post("/tasks/{task_id}/cancel", response_model=Task)
+@router.post("/tasks/{task_id}/cancel", response_model=Task, responses=problems(404, 409, 422))
 async def cancel_task(task_id: TaskId, manager: ManagerDep) -> Task:
     return await manager.cancel_task(task_id)

@@ -16,11 +16,17 @@ from pydantic import BaseModel
 
 from app.agents.endpoints import AgentName
 from app.core.errors import AppError, BadRequest, NotFound, PayloadTooLarge
+from app.core.openapi import problems
 from app.state import AuthDep, ManagerDep
 from app.tools.errors import FileMissing, FileTooLarge, WorkspaceError
 from app.tools.workspace import MAX_PATH_CHARS
 
-router = APIRouter(prefix="/v1", dependencies=[AuthDep], tags=["agents"])
+router = APIRouter(
+    prefix="/v1",
+    dependencies=[AuthDep],
+    tags=["agents"],
+    responses=problems(400, 401, 404, 413, 422),
+)
 
 
 class FileEntry(BaseModel):

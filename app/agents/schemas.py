@@ -6,12 +6,20 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
-from app.core.config import ProviderName
+from app.core.config import MODEL_PATTERN, ProviderName
+from app.core.jsonsafe import ValidText
+from app.core.redaction import redact, redact_value
 
 AGENT_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$"
-MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$"
 
 AgentKind = Literal["chat", "coder", "orchestrator"]
 
@@ -38,14 +46,14 @@ class TaskState(StrEnum):
 
 
 class ModelRef(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     provider: ProviderName
     model: str = Field(pattern=MODEL_PATTERN)
 
 
 class AgentCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(
         pattern=AGENT_NAME_PATTERN,
@@ -54,13 +62,14 @@ class AgentCreate(BaseModel):
     kind: AgentKind = "chat"
     provider: ProviderName | None = Field(None, description="default: BIGTHREE_DEFAULT_PROVIDER")
     model: str = Field(pattern=MODEL_PATTERN, description="the provider's model name")
-    instructions: str = Field("", max_length=20_000)
+    instructions: ValidText = Field("", max_length=20_000)
     fallbacks: list[ModelRef] = Field(
         default_factory=list, max_length=5, description="tried in order when the primary fails"
     )
     stream: bool = Field(False, description="stream completions; text arrives as llm.delta events")
-    workspace: str | None = Field(
+    workspace: ValidText | None = Field(
         None,
+        min_length=1,
         max_length=4096,
         description="coder only: an absolute directory inside one of BIGTHREE_WORKSPACE_ROOTS "
         "(default: <data_dir>/workspaces/<name>)",
@@ -108,17 +117,42 @@ class Agent(BaseModel):
         return _iso(ts)
 
 
-class TaskCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+# a deadline shorter than this cannot hold a provider call; the upper bound is the
+# deployment's BIGTHREE_MAX_TASK_TIMEOUT_S (stated in the OpenAPI document)
+MIN_TASK_TIMEOUT_S = 0.1
 
-    prompt: str = Field(min_length=1)
-    timeout_s: float | None = Field(None, gt=0, description="deadline for the whole task")
+
+class TaskCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    prompt: ValidText = Field(min_length=1, description="at most BIGTHREE_MAX_PROMPT_CHARS")
+    timeout_s: float | None = Field(
+        None,
+        ge=MIN_TASK_TIMEOUT_S,
+        description="deadline for the whole task, in seconds (default "
+        "BIGTHREE_DEFAULT_TASK_TIMEOUT_S, at most BIGTHREE_MAX_TASK_TIMEOUT_S)",
+    )
 
 
 class TaskError(BaseModel):
+    """Why a task did not succeed. Text from outside (a provider's error message may echo
+    the key it was sent) is redacted on the way in, so neither the stored row, the task's
+    events nor the API ever carry a secret."""
+
     type: str
     message: str
     details: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("message")
+    @classmethod
+    def _redact_message(cls, value: str) -> str:
+        return redact(value)
+
+    @field_validator("details")
+    @classmethod
+    def _redact_details(cls, value: dict[str, Any]) -> dict[str, Any]:
+        redacted: dict[str, Any] = redact_value(value)
+        return redacted
 
 
 class Task(BaseModel):

@@ -15,14 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from app.agents.schemas import (
     AGENT_NAME_PATTERN,
-    MODEL_PATTERN,
     Agent,
     AgentCreate,
     Task,
     TaskCreate,
 )
 from app.agents.service import AgentManager
-from app.core.config import ProviderName, Settings
+from app.core.config import MODEL_PATTERN, ProviderName, Settings
 from app.tools.errors import ToolError
 from app.tools.toolset import Tool, ToolResult, Toolset
 from app.tools.workspace_tools import slice_lines

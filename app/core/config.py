@@ -16,6 +16,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ProviderName = Literal["openai", "anthropic", "gemini"]
+MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$"  # a provider's model name
 
 
 def _provider_env(name: str) -> AliasChoices:
@@ -91,7 +92,9 @@ class Settings(BaseSettings):
     # --- events -------------------------------------------------------------------------
     ws_queue_size: int = Field(1000, ge=10, description="Per-subscriber buffer before drop.")
     event_payload_max_bytes: int = Field(65_536, ge=256)
-    events_page_max: int = Field(1000, ge=1)
+    events_page_max: int = Field(
+        1000, ge=1, le=1000, description="Most events one GET /v1/events page returns."
+    )
     events_retention: int = Field(1_000_000, ge=1000, description="Events kept in the store.")
 
     # --- realtime orchestrator ----------------------------------------------------------
@@ -224,6 +227,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'bigthree.db').as_posix()}"
+
+    def secrets(self) -> list[SecretStr | None]:
+        """Every secret in the settings (for the redactor)."""
+        return [*self.api_keys, self.openai_api_key, self.anthropic_api_key, self.gemini_api_key]
 
     @property
     def auth_enabled(self) -> bool:

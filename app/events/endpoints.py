@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect, status
 
-from app.core.errors import InvalidInput
+from app.core.openapi import problems
 from app.core.security import refuse_unauthorized
 from app.events.hub import SLOW_CONSUMER, Subscription
 from app.events.schemas import Event, EventFilter, EventIn, EventPage
@@ -27,11 +27,19 @@ from app.state import AuthDep, BusDep, State, StateDep
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/v1", tags=["events"])
 
-AgentFilter = Annotated[str | None, Query(max_length=64)]
-TypeFilter = Annotated[str | None, Query(max_length=64)]
+MAX_SEQ = 2**63 - 1  # seqs are signed 64-bit integers in the store
+PAGE_LIMIT = 1000  # the most events one page can hold (BIGTHREE_EVENTS_PAGE_MAX may lower it)
+
+AgentFilter = Annotated[str | None, Query(min_length=1, max_length=64)]
+TypeFilter = Annotated[str | None, Query(min_length=1, max_length=64)]
 
 
-@router.post("/events", status_code=status.HTTP_201_CREATED, dependencies=[AuthDep])
+@router.post(
+    "/events",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[AuthDep],
+    responses=problems(401, 413, 422, 503),
+)
 async def post_event(body: EventIn, bus: BusDep) -> Event:
     event = bus.emit(
         body.event_type,
@@ -45,26 +53,32 @@ async def post_event(body: EventIn, bus: BusDep) -> Event:
     return event
 
 
-@router.get("/events", dependencies=[AuthDep])
+@router.get("/events", dependencies=[AuthDep], responses=problems(401, 422, 503))
 async def list_events(
     state: StateDep,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     agent: AgentFilter = None,
     type: TypeFilter = None,
-    limit: Annotated[int, Query(ge=1)] = 100,
+    limit: Annotated[
+        int,
+        Query(ge=1, le=PAGE_LIMIT, description="at most BIGTHREE_EVENTS_PAGE_MAX are returned"),
+    ] = 100,
 ) -> EventPage:
-    if limit > state.settings.events_page_max:
-        raise InvalidInput(f"limit must be at most {state.settings.events_page_max}")
+    """Stored events after `after_seq`, oldest first; a page holds at most `limit` (and at
+    most BIGTHREE_EVENTS_PAGE_MAX) events: read on with `after_seq=next_after_seq`."""
     return await state.bus.page(
-        after_seq=after_seq, where=EventFilter(agent=agent, type=type), limit=limit
+        after_seq=after_seq,
+        where=EventFilter(agent=agent, type=type),
+        limit=min(limit, state.settings.events_page_max),
     )
 
 
 def _parse_stream_params(websocket: WebSocket) -> tuple[int, EventFilter]:
     params = websocket.query_params
     raw_after = params.get("after_seq", "0")
-    if not raw_after.isdigit() or len(raw_after) > 18:
-        raise ValueError("after_seq must be a non-negative integer")
+    digits = raw_after.isascii() and raw_after.isdigit() and len(raw_after) <= 19
+    if not digits or int(raw_after) > MAX_SEQ:
+        raise ValueError(f"after_seq must be an integer from 0 to {MAX_SEQ}")
     agent, type_ = params.get("agent"), params.get("type")
     for name, value in (("agent", agent), ("type", type_)):
         if value is not None and not (0 < len(value) <= 64):

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Select, delete, func, insert, select
+from sqlalchemy import Select, Text, delete, func, insert, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.core.jsonsafe import decode_stored
 from app.events.schemas import Event, EventFilter
 from app.store.engine import write_transaction
 from app.store.schema import events
+
+# the payload is read as text and decoded here, so one unreadable row (stored by an older
+# version) renders safely instead of failing the whole page
+_COLUMNS = [
+    *(c for c in events.c if c.name != "payload"),
+    type_coerce(events.c.payload, Text).label("payload"),
+]
 
 
 class EventRepository:
@@ -34,7 +42,7 @@ class EventRepository:
         where: EventFilter | None = None,
         limit: int = 500,
     ) -> list[Event]:
-        query: Select[tuple[object, ...]] = select(events).where(events.c.seq > after_seq)
+        query: Select[tuple[object, ...]] = select(*_COLUMNS).where(events.c.seq > after_seq)
         if until_seq is not None:
             query = query.where(events.c.seq <= until_seq)
         if where is not None and where.agent is not None:
@@ -47,7 +55,9 @@ class EventRepository:
         query = query.order_by(events.c.seq).limit(limit)
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
-        return [Event.model_validate(dict(row)) for row in rows]
+        return [
+            Event.model_validate({**row, "payload": decode_stored(row["payload"])}) for row in rows
+        ]
 
     async def prune(self, keep_last: int) -> int:
         """Delete all but the newest `keep_last` events; return how many were deleted."""

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 import structlog
 
+from app.core.jsonsafe import normalise
 from app.events.hub import Hub
 from app.events.repository import EventRepository
 from app.events.schemas import Event, EventFilter, EventPage
@@ -29,13 +29,6 @@ from app.events.schemas import Event, EventFilter, EventPage
 log = structlog.get_logger(__name__)
 
 EventListener = Callable[[Event], None]
-
-
-def _bounded_payload(payload: dict[str, Any], max_bytes: int) -> dict[str, Any]:
-    encoded = json.dumps(payload, default=str)
-    if len(encoded) <= max_bytes:
-        return json.loads(encoded)  # type: ignore[no-any-return]
-    return {"truncated": True, "original_bytes": len(encoded), "preview": encoded[: max_bytes // 2]}
 
 
 class EventBus:
@@ -98,7 +91,7 @@ class EventBus:
             agent=agent,
             task_id=task_id,
             session_id=session_id,
-            payload=_bounded_payload(payload or {}, self._payload_max),
+            payload=normalise(payload or {}, self._payload_max),
         )
         self._pending.append(event)
         self._wake.set()

@@ -3,6 +3,9 @@
 FastAPI serves both unauthenticated by default. Here `/openapi.json` needs a key once keys are
 configured, and the browser UI at `/docs` (which cannot send a bearer header when it loads the
 document) is offered only while no keys are set — i.e. on a loopback-only development server.
+
+The document states this deployment's limits where they are settings (the longest prompt,
+the longest task deadline), so a client reading it knows exactly what the service refuses.
 """
 
 from __future__ import annotations
@@ -17,7 +20,25 @@ from app.core.config import Settings
 from app.state import AuthDep
 
 
+def _state_limits(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """`schema` with the settings-dependent limits filled in."""
+    task = schema["components"]["schemas"]["TaskCreate"]["properties"]
+    task["prompt"]["maxLength"] = settings.max_prompt_chars
+    for branch in task["timeout_s"]["anyOf"]:
+        if branch.get("type") == "number":
+            branch["maximum"] = settings.max_task_timeout_s
+    return schema
+
+
 def install_docs(app: FastAPI, settings: Settings) -> None:
+    generate = app.openapi
+
+    def openapi_with_limits() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _state_limits(generate(), settings)
+        return app.openapi_schema
+
+    app.openapi = openapi_with_limits  # type: ignore[method-assign]
     router = APIRouter(include_in_schema=False)
 
     @router.get("/openapi.json", dependencies=[AuthDep])

@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 
+from app.core.errors import DEFAULT_RETRY_AFTER_S
+from app.core.openapi import problems
 from app.core.security import check_request
-from app.state import StateDep
+from app.state import AuthDep, StateDep
 from app.store.engine import ping
 
 router = APIRouter(tags=["health"])
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, str]
+    reasons: list[str]
+
+
+_NOT_READY = {
+    "model": Readiness,
+    "description": "Not ready: `reasons` says why; retry after `Retry-After` seconds",
+    "headers": problems(503)[503]["headers"],
+}
 
 
 @router.get("/health")
@@ -21,10 +38,14 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready")
-async def ready(request: Request, state: StateDep) -> JSONResponse:
+@router.get(
+    "/ready",
+    dependencies=[AuthDep],
+    response_model=Readiness,
+    responses={**problems(401), 503: _NOT_READY},
+)
+async def ready(state: StateDep) -> JSONResponse:
     """Able to take work: store reachable and not draining (503 with reasons otherwise)."""
-    check_request(state.settings, request)
     reasons: list[str] = []
     checks: dict[str, str] = {}
     try:
@@ -38,11 +59,21 @@ async def ready(request: Request, state: StateDep) -> JSONResponse:
     if state.manager.draining:
         reasons.append("draining: the service is shutting down")
     ok = not reasons
-    body = {"status": "ready" if ok else "not_ready", "checks": checks, "reasons": reasons}
-    return JSONResponse(body, status_code=200 if ok else 503)
+    body = Readiness(status="ready" if ok else "not_ready", checks=checks, reasons=reasons)
+    if ok:
+        return JSONResponse(body.model_dump())
+    retry = {"Retry-After": str(DEFAULT_RETRY_AFTER_S[503])}
+    return JSONResponse(body.model_dump(), status_code=503, headers=retry)
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"},
+        **problems(401),
+    },
+)
 async def metrics(request: Request, state: StateDep) -> Response:
     if state.settings.metrics_require_auth:
         check_request(state.settings, request)
