@@ -91,6 +91,9 @@ class Settings(BaseSettings):
 
     # --- events -------------------------------------------------------------------------
     ws_queue_size: int = Field(1000, ge=10, description="Per-subscriber buffer before drop.")
+    ws_compression: bool = Field(
+        False, description="Offer permessage-deflate on WebSockets (~40 KiB per open socket)."
+    )
     event_payload_max_bytes: int = Field(65_536, ge=256)
     events_page_max: int = Field(
         1000, ge=1, le=1000, description="Most events one GET /v1/events page returns."

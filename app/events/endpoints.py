@@ -149,15 +149,16 @@ def _reason(code: int) -> str:
 async def _serve(
     websocket: WebSocket, state: State, sub: Subscription, where: EventFilter, after_seq: int
 ) -> int:
+    """Send events until the subscription closes (its code) or the client goes (theirs)."""
     sender = asyncio.create_task(
         _send_events(websocket, replay_then_follow(state.bus, sub, where, after_seq))
     )
     reader = asyncio.create_task(_read_client(websocket))
-    closed = asyncio.create_task(sub.closed.wait())
+    sub.on_close = sender.cancel  # a drop must not wait for a send to a stalled client
     try:
-        done, _ = await asyncio.wait({sender, reader, closed}, return_when=asyncio.FIRST_COMPLETED)
-        if closed in done:
-            return sub.close_code or 1000
+        done, _ = await asyncio.wait({sender, reader}, return_when=asyncio.FIRST_COMPLETED)
+        if sub.close_code is not None:
+            return sub.close_code
         if reader in done:
             with contextlib.suppress(WebSocketDisconnect, RuntimeError):
                 return reader.result()
@@ -167,6 +168,6 @@ async def _serve(
             log.warning("event_stream_failed", error=repr(exc))
         return 1011 if exc is not None else 1000
     finally:
-        for task in (sender, reader, closed):
+        for task in (sender, reader):
             task.cancel()
-        await asyncio.gather(sender, reader, closed, return_exceptions=True)
+        await asyncio.gather(sender, reader, return_exceptions=True)

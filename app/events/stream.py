@@ -14,8 +14,8 @@ BACKLOG_PAGE = 500
 async def replay_then_follow(
     bus: EventBus, sub: Subscription, where: EventFilter, after_seq: int
 ) -> AsyncIterator[Event]:
-    """Yield stored events after `after_seq`, then live ones. `sub` must already be
-    subscribed, so nothing emitted while the backlog is read can be missed."""
+    """Yield stored events after `after_seq`, then live ones until `sub` is closed. `sub`
+    must already be subscribed, so nothing emitted while the backlog is read can be missed."""
     snapshot = bus.last_seq
     await bus.flush(within_s=10.0)
     last = after_seq
@@ -29,9 +29,8 @@ async def replay_then_follow(
             yield event
         last = page[-1].seq
     last = max(last, snapshot)
-    while True:
-        event = await sub.queue.get()
-        if event.seq <= last:
+    while (live := await sub.next()) is not None:
+        if live.seq <= last:
             continue
-        last = event.seq
-        yield event
+        last = live.seq
+        yield live
