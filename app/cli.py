@@ -8,16 +8,16 @@ from collections.abc import Sequence
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
-    from app.core.config import Settings
+    from app.core.config import load_settings
     from app.server import run_server
 
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        print(f"bigthree: invalid configuration:\n{exc}", file=sys.stderr)
+    loaded = load_settings()
+    if loaded.settings is None or not loaded.valid:
+        # the same lines `bigthree check-config` prints for these problems
+        problems = "".join(f"\n  ERROR {line}" for line in loaded.problems)
+        print(f"bigthree: invalid configuration:{problems}", file=sys.stderr)
         return 2
+    settings = loaded.settings
     host = args.host or settings.host
     port = args.port or settings.port
     reason = settings.unsafe_bind_reason(host)
