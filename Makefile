@@ -19,10 +19,11 @@ run: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/pytest
 
-## lint: ruff and mypy --strict
+## lint: ruff (lint and format) and mypy --strict, as CI runs them
 lint: $(BIN)/.installed
 	$(BIN)/ruff check app tests bench
-	$(BIN)/mypy app
+	$(BIN)/ruff format --check app tests bench
+	$(BIN)/mypy --strict app
 
 ## fake-upstream: the scriptable fake provider server on 127.0.0.1:9100
 fake-upstream: $(BIN)/.installed

@@ -29,7 +29,7 @@ TaskId = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$"
     "/agents",
     status_code=status.HTTP_201_CREATED,
     response_model=Agent,
-    responses=problems(409, 413, 422, 429, 503),
+    responses=problems(400, 409, 413, 422, 429, 503),
 )
 async def create_agent(spec: AgentCreate, manager: ManagerDep) -> Agent:
     return await manager.create_agent(spec)
@@ -57,7 +57,7 @@ async def delete_agent(name: AgentName, manager: ManagerDep) -> Response:
     "/agents/{name}/tasks",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Task,
-    responses=problems(404, 413, 422, 429, 503),
+    responses=problems(400, 404, 413, 422, 429, 503),
 )
 async def submit_task(name: AgentName, spec: TaskCreate, manager: ManagerDep) -> Task:
     return await manager.submit(name, spec)

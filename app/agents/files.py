@@ -29,6 +29,16 @@ router = APIRouter(
 )
 
 
+# What the sandbox refuses by shape alone (drive letters, '/' or '~' first, '..' names, the
+# reserved temp prefix, control characters, backslashes, no name at all), stated in the
+# OpenAPI document; the sandbox itself answers 400 `path_refused` for these and for what only
+# the file system can tell (links, names over 255 bytes, ...).
+PATH_SHAPE = (
+    r"^(?![A-Za-z]:)(?![/~])(?![./]*$)(?!(?:.*/)?\.\.(?:/|$))(?!(?:.*/)?\.bigthree-tmp-)"
+    r"[^\x00-\x1f\x7f\\]+$"
+)
+
+
 class FileEntry(BaseModel):
     path: str
     size: int
@@ -72,7 +82,9 @@ async def list_files(
 @router.get("/agents/{name}/files/{path:path}", response_model=FileContent)
 async def read_file(
     name: AgentName,
-    path: Annotated[str, Path(max_length=MAX_PATH_CHARS)],
+    path: Annotated[
+        str, Path(max_length=MAX_PATH_CHARS, json_schema_extra={"pattern": PATH_SHAPE})
+    ],
     manager: ManagerDep,
 ) -> FileContent:
     try:

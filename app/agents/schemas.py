@@ -53,7 +53,17 @@ class ModelRef(BaseModel):
 
 
 class AgentCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        # the rule of `_workspace_is_for_coders`, stated in the OpenAPI document
+        json_schema_extra={
+            "anyOf": [
+                {"properties": {"kind": {"const": "coder"}}, "required": ["kind"]},
+                {"properties": {"workspace": {"type": "null"}}},
+            ]
+        },
+    )
 
     name: str = Field(
         pattern=AGENT_NAME_PATTERN,

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 _DESCRIPTIONS = {
-    400: "Bad request (e.g. a refused workspace path)",
+    400: "Bad request: a body that cannot be decoded, a refused workspace path, ...",
     401: "Missing or invalid bearer key (only when BIGTHREE_API_KEYS is set)",
     404: "Not found",
     409: "Conflict with the current state",

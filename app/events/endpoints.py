@@ -38,7 +38,7 @@ TypeFilter = Annotated[str | None, Query(min_length=1, max_length=64)]
     "/events",
     status_code=status.HTTP_201_CREATED,
     dependencies=[AuthDep],
-    responses=problems(401, 413, 422, 503),
+    responses=problems(400, 401, 413, 422, 503),
 )
 async def post_event(body: EventIn, bus: BusDep) -> Event:
     event = bus.emit(

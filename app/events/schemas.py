@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.core import jsonsafe as payload_rules
 
@@ -35,7 +35,17 @@ class EventIn(BaseModel):
     """An external event. Also accepts the shape Claude Code hook scripts send
     (`source_app`, `session_id`, `hook_event_type`, `payload`, `timestamp` in ms)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        # the rule of `_needs_type`, stated in the OpenAPI document
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in ("type", "hook_event_type")
+            ]
+        },
+    )
 
     type: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
     source: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
@@ -51,11 +61,19 @@ class EventIn(BaseModel):
     # Claude Code hook shape
     source_app: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
     hook_event_type: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
-    timestamp: StrictInt | None = Field(
-        None, ge=0, le=2**53 - 1, description="milliseconds since the epoch"
+    timestamp: int | None = Field(
+        None, strict=False, ge=0, le=2**53 - 1, description="milliseconds since the epoch"
     )
     chat: list[Any] | None = None
     summary: str | None = Field(None, max_length=10_000)
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _number_only(cls, value: Any) -> Any:
+        # a JSON integer, or a number with an integral value (3.0); never true/false or "3"
+        if isinstance(value, bool | str):
+            raise ValueError("must be an integer")
+        return value
 
     @field_validator("agent", "task_id", "session_id", "summary")
     @classmethod

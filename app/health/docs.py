@@ -27,6 +27,12 @@ def _state_limits(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
     for branch in task["timeout_s"]["anyOf"]:
         if branch.get("type") == "number":
             branch["maximum"] = settings.max_task_timeout_s
+    if not settings.workspace_roots:  # then every coder works in its default workspace
+        agent = schema["components"]["schemas"]["AgentCreate"]["properties"]
+        agent["workspace"] = {
+            "type": "null",
+            "description": "not accepted here: BIGTHREE_WORKSPACE_ROOTS is empty",
+        }
     return schema
 
 

@@ -51,7 +51,7 @@ async def list_providers(gateway: GatewayDep) -> dict[str, Any]:
     return {"providers": providers}
 
 
-@router.post("/providers/{name}/breaker", responses=problems(404, 413, 422))
+@router.post("/providers/{name}/breaker", responses=problems(400, 404, 413, 422))
 async def control_breaker(
     name: ProviderName, command: BreakerCommand, gateway: GatewayDep
 ) -> dict[str, Any]:
