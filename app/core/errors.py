@@ -203,6 +203,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+            # FastAPI's "error parsing the body": not UTF-8, or nested past what the parser
+            # follows — a body that is not JSON this service can take, like json_invalid
+            why = "nested too deep" if isinstance(exc.__cause__, RecursionError) else "not UTF-8"
+            return problem(
+                _request_id(request),
+                422,
+                "validation_error",
+                f"request body is not valid JSON ({why})",
+                fields=[{"loc": ["body"], "message": why, "type": "json_invalid"}],
+            )
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             allow = ", ".join([*allowed_methods(request), "OPTIONS"])
