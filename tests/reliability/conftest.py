@@ -18,16 +18,20 @@ SECRETS = (API_KEY, OPENAI_KEY, ANTHROPIC_KEY, GEMINI_KEY)
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
-@pytest.fixture(scope="module")
-def keyed_service(tmp_path_factory: pytest.TempPathFactory, fake_upstream: Proc) -> Iterator[Proc]:
-    env = {
-        **provider_env(fake_upstream.url),
+def keyed_env(fake_url: str) -> dict[str, str]:
+    return {
+        **provider_env(fake_url),
         "BIGTHREE_API_KEYS": API_KEY,
         "OPENAI_API_KEY": OPENAI_KEY,
         "ANTHROPIC_API_KEY": ANTHROPIC_KEY,
         "GEMINI_API_KEY": GEMINI_KEY,
         "BIGTHREE_BREAKER_PER_MODEL": "true",
+        "BIGTHREE_METRICS_REQUIRE_AUTH": "true",
     }
-    proc = start_service(tmp_path_factory.mktemp("keyed"), env=env)
+
+
+@pytest.fixture(scope="module")
+def keyed_service(tmp_path_factory: pytest.TempPathFactory, fake_upstream: Proc) -> Iterator[Proc]:
+    proc = start_service(tmp_path_factory.mktemp("keyed"), env=keyed_env(fake_upstream.url))
     yield proc
     proc.stop()
