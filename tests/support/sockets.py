@@ -12,8 +12,6 @@ from pathlib import Path
 
 from websockets.asyncio.client import ClientConnection, connect
 
-COMPRESSION: str | None = os.environ.get("PROBE_COMPRESSION", "deflate") or None
-
 
 def rss_bytes(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -51,11 +49,12 @@ class IdleFigures:
 
 
 async def _open(url: str, count: int, batch: int = 50) -> list[ClientConnection]:
+    # clients offer compression, as browsers and the websockets library do by default
     sockets: list[ClientConnection] = []
     for start in range(0, count, batch):
         opened = await asyncio.gather(
             *(
-                connect(url, open_timeout=30, ping_interval=None, compression=COMPRESSION)
+                connect(url, open_timeout=30, ping_interval=None)
                 for _ in range(min(batch, count - start))
             )
         )
