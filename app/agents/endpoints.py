@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1", dependencies=[AuthDep], tags=["agents"])
 
 AgentName = Annotated[str, Path(max_length=64, pattern=AGENT_NAME_PATTERN)]
 # any string: a malformed id names no task, so it answers 404 like an unknown one
-TaskId = Annotated[str, Path(min_length=1, max_length=200)]
+TaskId = Annotated[str, Path(min_length=1)]
 Wait = Annotated[
     float,
     Query(
