@@ -13,6 +13,7 @@ from pydantic import (
     ConfigDict,
     Field,
     field_serializer,
+    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -100,6 +101,11 @@ def _iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
 
 
+def _from_iso(value: object) -> object:
+    """Read back what `_iso` wrote (the client validates the server's JSON with these models)."""
+    return datetime.fromisoformat(value).timestamp() if isinstance(value, str) else value
+
+
 class UsageOut(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
@@ -129,6 +135,8 @@ class Agent(BaseModel):
     @field_serializer("created_at", "updated_at")
     def _times(self, ts: float) -> str | None:
         return _iso(ts)
+
+    _read_times = field_validator("created_at", "updated_at", mode="before")(_from_iso)
 
 
 class TaskCreate(BaseModel):
@@ -166,6 +174,10 @@ class Task(BaseModel):
     @field_serializer("created_at", "started_at", "finished_at")
     def _times(self, ts: float | None) -> str | None:
         return _iso(ts)
+
+    _read_times = field_validator("created_at", "started_at", "finished_at", mode="before")(
+        _from_iso
+    )
 
 
 class AgentCost(BaseModel):

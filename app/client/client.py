@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import httpx
 from httpx_sse import connect_sse
+from pydantic import ValidationError
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
@@ -66,7 +67,14 @@ class BigThreeClient:
     def create_agent(self, name: str, *, model: str, **spec: Any) -> Agent:
         """`spec`: the other AgentCreate fields (kind, provider, instructions, fallbacks,
         stream, workspace), validated here before anything is sent."""
-        body = AgentCreate.model_validate({"name": name, "model": model, **spec})
+        try:
+            body = AgentCreate.model_validate({"name": name, "model": model, **spec})
+        except ValidationError as exc:  # what the server would answer, without the round trip
+            fields = [
+                {"loc": ["body", *map(str, e["loc"])], "message": e["msg"], "type": e["type"]}
+                for e in exc.errors()
+            ]
+            raise InvalidInput("request is invalid", fields=fields) from None
         payload = body.model_dump(mode="json", exclude_unset=True)
         return Agent.model_validate(self._json("POST", "/v1/agents", json=payload))
 
