@@ -231,11 +231,24 @@ def _breaker_states(body: dict[str, Any]) -> dict[str, str]:
     return {b["name"]: b["state"] for p in body["providers"] for b in p["breakers"]}
 
 
+def run_task(server: Server, agent: str, prompt: str) -> None:
+    with server.http() as http:
+        task = http.post(f"/v1/agents/{agent}/tasks", json={"prompt": prompt}).json()
+        wait_task(http, task["id"])
+
+
+def stored_seqs(server: Server, agent: str) -> list[int]:
+    with server.http() as http:
+        page = http.get("/v1/events", params={"agent": agent, "limit": 1000}).json()
+    return [e["seq"] for e in page["events"]]
+
+
 def test_event_stream_survives_a_server_restart(
     page: Page, server: Server, page_errors: list[str]
 ) -> None:
     """The events page follows the stream live (filtered by agent), reconnects after the
-    server restarts, and then shows exactly the stored events: none lost, none twice."""
+    server restarts, pauses and resumes — and shows exactly the stored events: none lost,
+    none twice."""
     name = unique("restart")
     with server.http() as http:
         http.post("/v1/agents", json={"name": name, "model": "gpt-4o-mini"}).raise_for_status()
@@ -245,38 +258,22 @@ def test_event_stream_survives_a_server_restart(
     rows = page.get_by_test_id("events-rows").locator("tr")
     expect(rows.filter(has_text="agent.created")).to_have_count(1)
 
-    with server.http() as http:
-        wait_task(
-            http, http.post(f"/v1/agents/{name}/tasks", json={"prompt": "before"}).json()["id"]
-        )
-    expect(rows.filter(has_text="task.succeeded")).to_have_count(1)
+    def shown() -> list[int]:
+        return sorted(int(seq) for seq in rows.evaluate_all("rs => rs.map(r => r.dataset.seq)"))
 
+    run_task(server, name, "before")
+    expect(rows.filter(has_text="task.succeeded")).to_have_count(1)
     server.restart()
     expect(status).to_have_attribute("data-state", "live")  # reconnected by itself
-    with server.http() as http:
-        wait_task(
-            http, http.post(f"/v1/agents/{name}/tasks", json={"prompt": "after"}).json()["id"]
-        )
-        stored = [
-            e["seq"] for e in http.get(f"/v1/events?agent={name}&limit=1000").json()["events"]
-        ]
+    run_task(server, name, "after")
     expect(rows.filter(has_text="task.succeeded")).to_have_count(2)
-    shown = [int(seq) for seq in rows.evaluate_all("rows => rows.map(r => r.dataset.seq)")]
-    assert sorted(shown) == stored, (shown, stored)
-    # pause, let an event happen, resume: it arrives, once
+    assert shown() == stored_seqs(server, name)
+
     page.get_by_test_id("events-pause").click()
     expect(status).to_have_attribute("data-state", "paused")
-    with server.http() as http:
-        wait_task(
-            http, http.post(f"/v1/agents/{name}/tasks", json={"prompt": "paused"}).json()["id"]
-        )
-    page.get_by_test_id("events-pause").click()
+    run_task(server, name, "while paused")
+    page.get_by_test_id("events-pause").click()  # resume: the missed task arrives, once
     expect(rows.filter(has_text="task.succeeded")).to_have_count(3)
-    with server.http() as http:
-        stored = [
-            e["seq"] for e in http.get(f"/v1/events?agent={name}&limit=1000").json()["events"]
-        ]
-    shown = [int(seq) for seq in rows.evaluate_all("rows => rows.map(r => r.dataset.seq)")]
-    assert sorted(shown) == stored
+    assert shown() == stored_seqs(server, name)
     shot(page, "events-after-restart")
     assert not page_errors, page_errors
