@@ -59,8 +59,10 @@ export function render(main) {
         title: "lowercase letters, digits, '-' and '_', 1–64 characters, starting and ending with a letter or digit",
         "data-testid": "agent-name",
       })),
-      field("kind", h("select", { name: "kind" },
-        ["chat", "coder", "orchestrator"].map((k) => h("option", { value: k }, k)))),
+      // a list to pick from, but free text: a server may offer kinds this page does not know
+      field("kind", h("input", { name: "kind", value: "chat", list: "agent-kinds", required: true })),
+      h("datalist", { id: "agent-kinds" },
+        ["chat", "coder", "orchestrator", "browser", "claude_code"].map((k) => h("option", { value: k }))),
       field("provider", h("select", { name: "provider" },
         ["openai", "anthropic", "gemini"].map((p) => h("option", { value: p }, p)))),
       field("model", h("input", { name: "model", required: true, value: "gpt-4o-mini",
