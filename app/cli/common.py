@@ -1,6 +1,6 @@
 """What every client command shares: the connection options, error reporting, JSON output.
 
-Exit codes: 0 success; 1 a task that did not succeed (`run`, `tasks show --wait`); 2 bad
+Exit codes: 0 success; 1 the task did not succeed (`run`); 2 bad
 usage; 3 the server refused the request or could not be reached.
 """
 
