@@ -1,7 +1,7 @@
 """What every client command shares: the connection options, error reporting, JSON output.
 
-Exit codes: 0 success; 1 the task did not succeed (`run`); 2 bad
-usage; 3 the server refused the request or could not be reached.
+Exit codes: 0 success; 1 the task did not succeed (`run`); 2 bad usage; 3 the server refused
+the request or could not be reached.
 """
 
 from __future__ import annotations
