@@ -210,9 +210,15 @@ def one_waiter(tmp_path_factory: pytest.TempPathFactory, fake_upstream: Proc) ->
 
 
 def hold_wait(pool: ThreadPoolExecutor, base: str, task_id: str) -> Future[httpx.Response]:
+    """A read waiting up to 60 s, in the background. The only slot may be taken for a moment
+    by the caller's probe (`?wait=0.01`): then it asks again until it holds."""
+
     def get() -> httpx.Response:
         with httpx.Client(base_url=base, timeout=90) as http:
-            return http.get(f"/v1/tasks/{task_id}?wait=60")
+            while True:
+                response = http.get(f"/v1/tasks/{task_id}?wait=60")
+                if response.status_code != 503:
+                    return response
 
     return pool.submit(get)
 
