@@ -15,6 +15,7 @@ from app.agents.schemas import (
     Task,
     TaskCreate,
     TaskList,
+    TaskState,
 )
 from app.core.openapi import problems
 from app.state import AuthDep, ManagerDep
@@ -22,7 +23,16 @@ from app.state import AuthDep, ManagerDep
 router = APIRouter(prefix="/v1", dependencies=[AuthDep], tags=["agents"], responses=problems(401))
 
 AgentName = Annotated[str, Path(max_length=64, pattern=AGENT_NAME_PATTERN)]
-TaskId = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$")]
+# any string: a malformed id names no task, so it answers 404 like an unknown one
+TaskId = Annotated[str, Path(min_length=1)]
+Wait = Annotated[
+    float,
+    Query(
+        ge=0,
+        description="hold the request until the task finishes (200) or this many seconds "
+        "pass (202 with its current state); at most BIGTHREE_MAX_WAIT_S",
+    ),
+]
 
 
 @router.post(
@@ -57,10 +67,18 @@ async def delete_agent(name: AgentName, manager: ManagerDep) -> Response:
     "/agents/{name}/tasks",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Task,
-    responses=problems(400, 404, 413, 422, 429, 503),
+    responses={
+        200: {"model": Task, "description": "with `wait`: the task has finished"},
+        **problems(400, 404, 413, 422, 429, 503),
+    },
 )
-async def submit_task(name: AgentName, spec: TaskCreate, manager: ManagerDep) -> Task:
-    return await manager.submit(name, spec)
+async def submit_task(
+    name: AgentName, spec: TaskCreate, manager: ManagerDep, response: Response, wait: Wait = 0
+) -> Task:
+    task = await manager.submit(name, spec, wait_s=wait)
+    if wait > 0 and task.state.finished:
+        response.status_code = status.HTTP_200_OK
+    return task
 
 
 @router.get("/agents/{name}/tasks", response_model=TaskList, responses=problems(404, 422))
@@ -70,9 +88,32 @@ async def list_tasks(
     return TaskList(tasks=await manager.list_tasks(name, limit))
 
 
-@router.get("/tasks/{task_id}", response_model=Task, responses=problems(404, 422))
-async def get_task(task_id: TaskId, manager: ManagerDep) -> Task:
-    return await manager.get_task(task_id)
+@router.get("/tasks", response_model=TaskList, responses=problems(422))
+async def recent_tasks(
+    manager: ManagerDep,
+    agent: Annotated[str | None, Query(max_length=64)] = None,
+    state: TaskState | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> TaskList:
+    """The newest tasks across agents, newest first (tasks of deleted agents included)."""
+    return TaskList(tasks=await manager.recent_tasks(agent=agent, state=state, limit=limit))
+
+
+@router.get(
+    "/tasks/{task_id}",
+    response_model=Task,
+    responses={
+        202: {"model": Task, "description": "with `wait`: not finished in time"},
+        **problems(404, 422),
+    },
+)
+async def get_task(
+    task_id: TaskId, manager: ManagerDep, response: Response, wait: Wait = 0
+) -> Task:
+    task = await manager.get_task(task_id, wait_s=wait)
+    if wait > 0 and not task.state.finished:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return task
 
 
 @router.get("/costs", response_model=CostReport)

@@ -5,7 +5,8 @@ configured, and the browser UI at `/docs` (which cannot send a bearer header whe
 document) is offered only while no keys are set — i.e. on a loopback-only development server.
 
 The document states this deployment's limits where they are settings (the longest prompt,
-the longest task deadline), so a client reading it knows exactly what the service refuses.
+the longest task deadline and `wait`, whether a coder may name a workspace), so a client
+reading it knows exactly what the service refuses.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ def _state_limits(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
     for branch in task["timeout_s"]["anyOf"]:
         if branch.get("type") == "number":
             branch["maximum"] = settings.max_task_timeout_s
+    for path in schema["paths"].values():
+        for operation in path.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["name"] == "wait" and parameter["in"] == "query":
+                    parameter["schema"]["maximum"] = settings.max_wait_s
     if not settings.workspace_roots:  # then every coder works in its default workspace
         agent = schema["components"]["schemas"]["AgentCreate"]["properties"]
         agent["workspace"] = {
