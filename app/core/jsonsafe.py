@@ -6,8 +6,9 @@ emitters pass, and what an older database holds, so nothing stored can break a r
 
 - strings are Unicode scalar values: no lone surrogates (`"\\ud800"` parses as JSON but can
   be neither encoded as UTF-8 nor served back), in keys as in values;
-- numbers are finite (no NaN/Infinity: not JSON) and integers fit in 64 bits signed (what
-  SQLite, PostgreSQL and most JSON readers hold exactly);
+- numbers are finite: no NaN/Infinity (not JSON; `1e400` parses to infinity). Integers of
+  any size are kept exactly (Python's parser already refuses more than 4,300 digits); a
+  JavaScript reader sees those beyond 2^53 rounded, as it would anywhere;
 - containers nest at most `MAX_DEPTH` levels (serialisers and parsers recurse);
 - the whole payload encodes to at most `BIGTHREE_EVENT_PAYLOAD_MAX_BYTES`: a larger one is
   stored as `{"truncated": true, "original_bytes", "preview"}` (Claude Code hooks may post
@@ -28,7 +29,6 @@ from pydantic import AfterValidator
 from app.core.redaction import REDACTOR
 
 MAX_DEPTH = 32
-INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 TOO_DEEP = "<nested too deep>"
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -46,11 +46,8 @@ def check(value: Any, path: list[str] | None = None, depth: int = 0) -> None:
     path = path if path is not None else []
     if isinstance(value, str):
         _check_text(value, path)
-    elif isinstance(value, bool) or value is None:
+    elif isinstance(value, bool | int) or value is None:
         return
-    elif isinstance(value, int):
-        if not INT_MIN <= value <= INT_MAX:
-            raise PayloadRefused(f"{_where(path)}: integer outside the signed 64-bit range")
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise PayloadRefused(f"{_where(path)}: numbers must be finite (no NaN or Infinity)")
@@ -99,10 +96,8 @@ def _text(text: str) -> str:
 def _repair(value: Any, depth: int) -> Any:
     if isinstance(value, str):
         return _text(value)
-    if isinstance(value, bool) or value is None:
+    if isinstance(value, bool | int) or value is None:
         return value
-    if isinstance(value, int):
-        return value if INT_MIN <= value <= INT_MAX else str(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict | list | tuple):

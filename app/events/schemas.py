@@ -55,7 +55,7 @@ class EventIn(BaseModel):
     payload: dict[str, Any] = Field(
         default_factory=dict,
         description="any JSON object: valid Unicode (no lone surrogates), finite numbers, "
-        f"integers within 64 bits, at most {payload_rules.MAX_DEPTH} levels deep; "
+        f"at most {payload_rules.MAX_DEPTH} levels deep; "
         "stored truncated when over BIGTHREE_EVENT_PAYLOAD_MAX_BYTES",
     )
     # Claude Code hook shape
