@@ -39,7 +39,14 @@ def _workspaces(conn: Connection) -> None:
     add_column_if_missing(conn, "tasks", "files_changed", "JSON")
 
 
-MIGRATIONS: list[Migration] = [_initial, _usage_totals, _workspaces]
+def _claude_code(conn: Connection) -> None:
+    # `options` is shared by every kind with settings of its own (same DDL wherever added)
+    add_column_if_missing(conn, "agents", "options", "JSON")
+    add_column_if_missing(conn, "agents", "session_id", "VARCHAR(128)")
+    add_column_if_missing(conn, "tasks", "new_session", "BOOLEAN NOT NULL DEFAULT FALSE")
+
+
+MIGRATIONS: list[Migration] = [_initial, _usage_totals, _workspaces, _claude_code]
 
 
 async def migrate(engine: AsyncEngine) -> int:
