@@ -15,12 +15,18 @@ $(BIN)/.installed: pyproject.toml
 run: $(BIN)/.installed
 	$(BIN)/bigthree serve
 
-## test: the whole test suite (unit, integration, e2e)
-test: $(BIN)/.installed
+# the claude-code extra (Claude Agent SDK + the Claude Code CLI, ~180 MB): `make test` runs
+# claude_code agents for real, so it installs it; `make run` does not need it
+$(BIN)/.claude-code: $(BIN)/.installed
+	$(BIN)/pip install --quiet -e '.[dev,claude-code]'
+	touch $@
+
+## test: the whole test suite (unit, integration, e2e), the claude-code extra included
+test: $(BIN)/.installed $(BIN)/.claude-code
 	$(BIN)/pytest
 
-## lint: ruff and mypy --strict
-lint: $(BIN)/.installed
+## lint: ruff and mypy --strict (which reads the claude-code extra's types)
+lint: $(BIN)/.installed $(BIN)/.claude-code
 	$(BIN)/ruff check app tests bench
 	$(BIN)/mypy app
 

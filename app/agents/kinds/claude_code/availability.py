@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Literal
 
 from app.agents.schemas import AgentCreate, ClaudeCodeOptions
 from app.core.config import ProviderName, Settings
@@ -68,6 +69,22 @@ def cli_version(path: Path, timeout_s: float = 20.0) -> str:
         env={"PATH": os.environ.get("PATH", ""), "DISABLE_TELEMETRY": "1"},
     )
     return done.stdout.strip()
+
+
+def check_config(settings: Settings) -> tuple[Literal["ERROR", "WARN", "OK"], str]:
+    """`bigthree check-config`'s finding: can claude_code agents run here, and which CLI."""
+    reason = unavailable_reason(settings)
+    if reason is not None:
+        # not installed is fine (an optional extra); a configured CLI that is broken is not
+        level: Literal["ERROR", "WARN"] = "ERROR" if settings.claude_code_cli_path else "WARN"
+        return level, f"claude_code agents unavailable: {reason}"
+    path = cli_path(settings)
+    assert path is not None
+    try:
+        version = cli_version(path)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return "ERROR", f"claude_code: the Claude Code CLI {path} does not run ({exc})"
+    return "OK", f"claude_code: Claude Code CLI usable ({version}, {path})"
 
 
 def check_claude_code_agent(
