@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint fake-upstream bench clean
+.PHONY: run test lint fake-upstream bench clean claude-code
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ run: $(BIN)/.installed
 $(BIN)/.claude-code: $(BIN)/.installed
 	$(BIN)/pip install --quiet -e '.[dev,claude-code]'
 	touch $@
+
+## claude-code: install the claude-code extra into the virtualenv (for claude_code agents)
+claude-code: $(BIN)/.claude-code
 
 ## test: the whole test suite (unit, integration, e2e), the claude-code extra included
 test: $(BIN)/.installed $(BIN)/.claude-code

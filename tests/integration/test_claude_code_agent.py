@@ -21,7 +21,7 @@ from app.agents.kinds.claude_code.processes import alive
 from app.core.config import Settings
 from app.fake_upstream.client import FakeUpstreamClient
 from tests.conftest import provider_env, unique
-from tests.support.api import create_agent, submit, wait_task
+from tests.support.api import create_agent, open_events, recv_until, submit, wait_task
 from tests.support.procs import Proc, start_service, wait_until
 from tests.support.wire import tool_results
 
@@ -330,18 +330,19 @@ def test_deadline_mid_run_times_out_and_leaves_no_process(
     wait_until(lambda: not alive(pid), timeout=15, what=f"CLI {pid} to end")
 
 
-def test_kill_9_of_the_service_leaves_no_process(
+def test_kill_9_and_drain_leave_no_process(
     fake_upstream: Proc, fake: FakeUpstreamClient, tmp_path: Path
 ) -> None:
     """kill -9 of the service mid-run: its CLI dies with it; after a restart the task is
-    interrupted, the agent keeps its session id and no PID file is left."""
+    interrupted, the agent keeps its session id and no PID file is left. Then SIGTERM
+    mid-run: the drain interrupts the task (seen on the event stream) and ends the CLI."""
     _require_extra()
     data = tmp_path / "data"
     service = start_service(tmp_path, env=cc_env(fake_upstream.url), data_dir=data)
     try:
         with httpx.Client(base_url=service.url, timeout=10.0) as client:
             name, model = new_agent(client)
-            fake.script(model, [{"latency_s": 120, "text": "too late"}])
+            fake.script(model, [{"latency_s": 120, "text": "too late", "repeat": 2}])
             task = submit(client, name, "take your time")
             pid = _wait_started(client, name)
             session = client.get(f"/v1/agents/{name}").json()["session_id"]
@@ -356,7 +357,19 @@ def test_kill_9_of_the_service_leaves_no_process(
             after = client.get(f"/v1/tasks/{task['id']}").json()
             assert after["state"] == "interrupted", after
             assert client.get(f"/v1/agents/{name}").json()["session_id"] == session
-        assert list((data / "claude_code" / "runs").glob("*.pid")) == []
+            assert list((data / "claude_code" / "runs").glob("*.pid")) == []
+
+            second = submit(client, name, "take your time again")
+            wait_until(lambda: len(started_pids(client, name)) == 2, timeout=30)
+            pid = started_pids(client, name)[1]
+            last = client.get("/v1/events", params={"limit": 1}).json()["last_seq"]
+        with open_events(restarted.url, agent=name, after_seq=last) as ws:
+            restarted.signal(signal.SIGTERM)
+            seen = recv_until(ws, lambda e: e["type"] == "task.interrupted", timeout=30)
+        assert seen[-1]["task_id"] == second["id"]
+        assert "claude_code.stopping" in [e["type"] for e in seen]
+        assert restarted.wait(timeout=30) == 0
+        assert not alive(pid)
     finally:
         restarted.stop()
 

@@ -45,6 +45,7 @@ from app.core.config import Settings
 from app.events.external import emit_external
 from app.events.schemas import EventIn
 from app.events.service import EventBus
+from app.providers.registry import default_base_url
 from app.resilience.breaker import CircuitBreaker, Permit
 from app.resilience.timeouts import current_deadline
 from app.tools.errors import WorkspaceError
@@ -61,13 +62,22 @@ You are running as a Big Three `claude_code` agent. Your working directory {cwd}
 workspace: the service refuses file tools outside it{bash}."""
 
 
-def cli_env(settings: Settings, home: str) -> dict[str, str]:
+def cli_api_key(settings: Settings) -> str | None:
+    """ANTHROPIC_API_KEY; a placeholder for a custom ANTHROPIC_BASE_URL that takes no key
+    (the fake upstream, a local gateway); None when the official API has no key."""
+    if settings.anthropic_api_key is not None:
+        return settings.anthropic_api_key.get_secret_value()
+    if settings.anthropic_base_url != default_base_url(CLAUDE_CODE_PROVIDER).rstrip("/"):
+        return "no-key-needed"
+    return None
+
+
+def cli_env(settings: Settings, home: str, api_key: str) -> dict[str, str]:
     """The CLI's environment, on top of what the launcher lets through (see processes.py)."""
-    key = settings.anthropic_api_key.get_secret_value() if settings.anthropic_api_key else ""
     return {
         "HOME": home,
         "ANTHROPIC_BASE_URL": settings.anthropic_base_url,
-        "ANTHROPIC_API_KEY": key,
+        "ANTHROPIC_API_KEY": api_key,
         "CLAUDE_CODE_MAX_RETRIES": str(settings.claude_code_max_retries),
         # no telemetry, update checks or other calls besides the Messages API
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
@@ -81,7 +91,8 @@ class ClaudeCodeRunner:
     def __init__(self, settings: Settings, bus: EventBus) -> None:
         self._settings = settings
         self._bus = bus
-        self._base = settings.data_dir / "claude_code"
+        # absolute: the CLI runs in the workspace, and BIGTHREE_DATA_DIR may be relative
+        self._base = settings.data_dir.absolute() / "claude_code"
         self.processes = ClaudeProcesses(self._base)
         self._sessions: dict[asyncio.Task[Any], ClaudeCodeSession] = {}
 
@@ -106,12 +117,8 @@ class ClaudeCodeRunner:
         reason = unavailable_reason(settings)
         if reason is not None:
             raise TaskFailed("claude_code_unavailable", reason)
-        if settings.anthropic_api_key is None:
-            raise TaskFailed(
-                "not_configured",
-                "claude_code agents need ANTHROPIC_API_KEY (any value for a "
-                "custom ANTHROPIC_BASE_URL that takes none)",
-            )
+        if cli_api_key(settings) is None:
+            raise TaskFailed("not_configured", "claude_code agents need ANTHROPIC_API_KEY")
         try:
             workspace = open_workspace(settings, agent).root
         except (WorkspaceError, OSError) as exc:
@@ -153,14 +160,14 @@ class ClaudeCodeRunner:
         self.processes.prepare()
         cli = cli_path(settings)
         assert cli is not None  # unavailable_reason() said it exists
-        env = cli_env(settings, str(home))
+        api_key = cli_api_key(settings) or ""
+        env = cli_env(settings, str(home), api_key)
         env |= self.processes.env(task.id, cli, keep=list(env))
         deadline = current_deadline()
         bash = " (Bash commands are not path-checked)" if "Bash" in policy.tools else ""
         append = SYSTEM_APPEND.format(cwd=policy.workspace, bash=bash)
         if agent.instructions:
             append += "\n\n" + agent.instructions
-        key = settings.anthropic_api_key
         spec = module.RunSpec(
             run_id=task.id,
             prompt=task.prompt,
@@ -177,7 +184,7 @@ class ClaudeCodeRunner:
             resume=None if task.new_session else agent.session_id,
             stop_grace_s=settings.claude_code_stop_grace_s,
             deadline_s=None if deadline is None else deadline.remaining(),
-            secrets=(key.get_secret_value(),) if key else (),
+            secrets=(api_key,),
         )
         recorder = RunRecorder(
             agent=agent.name,
