@@ -256,6 +256,26 @@ def test_writes_outside_the_workspace_are_refused(
     assert done["files_changed"] == []
 
 
+def test_max_turns_and_the_budget_end_the_run(
+    http: httpx.Client, fake: FakeUpstreamClient, cc_data: Path
+) -> None:
+    """max_turns=1 and a model that wants a second turn: failed `max_turns`. A turn that
+    costs more than BIGTHREE_TASK_MAX_COST_USD (5 USD): failed `cost_limit`, with the cost
+    on the task."""
+    name, model = new_agent(http, max_turns=1)
+    path = workspace(cc_data, name) / "a.txt"
+    fake.script(model, [use("toolu_1", "Write", file_path=str(path), content="x"), {"text": "no"}])
+    turns = wait_task(http, submit(http, name, "write")["id"], timeout=60)
+    assert turns["state"] == "failed" and turns["error"]["type"] == "max_turns", turns
+
+    name, model = new_agent(http)
+    costly = {"usage": {"input_tokens": 2_000_000, "output_tokens": 10}}
+    fake.script(model, [{**use("toolu_1", "Write", file_path="a.txt", content="x"), **costly}])
+    budget = wait_task(http, submit(http, name, "spend")["id"], timeout=60)
+    assert budget["state"] == "failed" and budget["error"]["type"] == "cost_limit", budget
+    assert budget["cost_usd"] >= 5.0
+
+
 # --- sessions -------------------------------------------------------------------------------
 
 

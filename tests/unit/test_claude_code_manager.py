@@ -136,3 +136,19 @@ def test_check_config_says_whether_the_cli_is_usable(
     monkeypatch.setattr(availability, "sdk_installed", lambda: False)
     missing = finding(settings(tmp_path))
     assert missing.startswith("WARN") and availability.INSTALL_HINT in missing
+
+
+def test_bypass_permissions_is_refused_for_a_root_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Claude Code will not skip permissions as root: say so at creation, not at run time."""
+    monkeypatch.setattr(availability, "unavailable_reason", lambda _s: None)
+    monkeypatch.setattr(availability.os, "geteuid", lambda: 0)
+    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    with pytest.raises(InvalidInput, match="as root"):
+        availability.check_claude_code_agent(
+            s, spec(permission_mode="bypassPermissions"), "anthropic"
+        )
+    monkeypatch.setattr(availability.os, "geteuid", lambda: 1000)
+    options = availability.check_claude_code_agent(
+        s, spec(permission_mode="bypassPermissions"), "anthropic"
+    )
+    assert options.permission_mode == "bypassPermissions"

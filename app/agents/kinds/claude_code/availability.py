@@ -98,6 +98,11 @@ def check_claude_code_agent(
         )
     if spec.fallbacks:
         raise InvalidInput("claude_code agents take no fallbacks (Claude Code calls one model)")
+    if spec.permission_mode == "bypassPermissions" and os.geteuid() == 0:
+        raise InvalidInput(
+            "Claude Code refuses permission_mode bypassPermissions when it runs as root, as "
+            "this service does; use acceptEdits (the service's permission layer still applies)"
+        )
     reason = unavailable_reason(settings)
     if reason is not None:
         raise InvalidInput(reason)

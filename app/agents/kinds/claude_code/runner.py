@@ -245,10 +245,12 @@ class ClaudeCodeRunner:
         if outcome.stopped == "deadline":
             raise TimeoutError("the task deadline stopped the Claude Code run")
         if outcome.error is not None:
+            tail = session.stderr_tail()
+            said = tail.splitlines()[-1] if tail else str(outcome.error).splitlines()[0]
             raise TaskFailed(
                 "claude_code_failed",
-                f"Claude Code failed: {outcome.error}"[:1000],
-                stderr=session.stderr_tail() or None,
+                f"Claude Code failed: {said}"[:1000],
+                stderr=tail or None,
             ) from outcome.error
         if outcome.result is None:
             raise TaskFailed("claude_code_failed", "Claude Code ended without a result")
