@@ -4,7 +4,8 @@ the Claude Agent SDK (the optional `claude-code` extra) in the agent's workspace
     availability  is the extra installed and the CLI runnable? (422 / check-config)
     policy        the operator's permissions: tool set, workspace paths (pure, no SDK)
     processes     the launcher, the PIDs the service started, reaping leftovers
-    translate     SDK messages and hook callbacks → the service's events, usage, outcome
+    translate     SDK messages and hook callbacks → the service's events
+    outcome       the run's result message → the task's result, error, usage and cost
     session       one run of the CLI (imports the SDK)
     runner        the `AgentKindRunner`: breaker gate, session continuity, cancel and deadline
 """
