@@ -45,6 +45,7 @@ from app.realtime.service import RealtimeService
 from app.state import State
 from app.store.engine import create_engine
 from app.store.migrations import migrate
+from app.ui import install_ui
 
 log = structlog.get_logger(__name__)
 
@@ -157,6 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events_router)
     app.include_router(providers_router)
     app.include_router(realtime_router)
+    install_ui(app, settings)
     return app
 
 

@@ -39,6 +39,11 @@ def _workspaces(conn: Connection) -> None:
     add_column_if_missing(conn, "tasks", "files_changed", "JSON")
 
 
+def _events_by_task(conn: Connection) -> None:
+    """A task's events are read on their own (its event stream, `task_id` filters)."""
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_events_task_id ON events (task_id)"))
+
+
 def _claude_code(conn: Connection) -> None:
     # `options` is shared by every kind with settings of its own (same DDL wherever added)
     add_column_if_missing(conn, "agents", "options", "JSON")
@@ -46,7 +51,13 @@ def _claude_code(conn: Connection) -> None:
     add_column_if_missing(conn, "tasks", "new_session", "BOOLEAN NOT NULL DEFAULT FALSE")
 
 
-MIGRATIONS: list[Migration] = [_initial, _usage_totals, _workspaces, _claude_code]
+MIGRATIONS: list[Migration] = [
+    _initial,
+    _usage_totals,
+    _workspaces,
+    _events_by_task,
+    _claude_code,
+]
 
 
 async def migrate(engine: AsyncEngine) -> int:
