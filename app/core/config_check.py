@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 from pydantic import AliasChoices, SecretStr
 
+from app.agents.kinds.claude_code.availability import check_config as claude_code_check
 from app.core.config import (
     PROVIDERS,
     Loaded,
@@ -263,6 +264,7 @@ def check_settings(
     else:
         findings += _check_writable("BIGTHREE_DATA_DIR", settings.data_dir)
     findings += _check_combinations(settings)
+    findings.append(Finding(*claude_code_check(settings)))
     findings += _check_bind(settings, host or settings.host, port or settings.port)
     return findings
 

@@ -24,6 +24,7 @@ from fastapi.responses import StreamingResponse
 
 from app.core.openapi import problems
 from app.core.security import refuse_unauthorized, websocket_subprotocol
+from app.events.external import emit_external
 from app.events.hub import SLOW_CONSUMER, Subscription
 from app.events.schemas import Event, EventFilter, EventIn, EventPage
 from app.events.stream import follow_task, replay_then_follow, terminal_seq
@@ -49,14 +50,7 @@ KEEPALIVE_S = 15.0  # an SSE comment this often keeps idle proxies from closing 
     responses=problems(400, 401, 413, 422, 503),
 )
 async def post_event(body: EventIn, bus: BusDep) -> Event:
-    event = bus.emit(
-        body.event_type,
-        source=body.event_source,
-        agent=body.agent,
-        task_id=body.task_id,
-        session_id=body.session_id,
-        payload=body.event_payload(),
-    )
+    event = emit_external(bus, body)
     await bus.flush(within_s=10.0)
     return event
 
