@@ -69,7 +69,7 @@ async def delete_agent(name: AgentName, manager: ManagerDep) -> Response:
     response_model=Task,
     responses={
         200: {"model": Task, "description": "with `wait`: the task has finished"},
-        **problems(400, 404, 413, 422, 429, 503),
+        **problems(400, 404, 409, 413, 422, 429, 503),
     },
 )
 async def submit_task(

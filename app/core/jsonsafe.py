@@ -24,7 +24,7 @@ import math
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Strict
 
 from app.core.redaction import REDACTOR
 
@@ -83,6 +83,19 @@ def _valid_text(text: str) -> str:
 
 # a free-text request field: refused (422) if it holds a lone surrogate
 ValidText = Annotated[str, AfterValidator(_valid_text)]
+
+
+def number_only(value: Any) -> Any:
+    """For a `JsonInt` field's before-validator: never true/false or "3"."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be an integer")
+    return value
+
+
+# a JSON integer in a strictly typed model: 3 or 3.0 (both are JSON Schema integers), not
+# 3.5; its model refuses true and "3" with `number_only` (a validator here would hide the
+# field's bounds from the OpenAPI document)
+JsonInt = Annotated[int, Strict(False)]
 
 
 def _text(text: str) -> str:

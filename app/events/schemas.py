@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.core import jsonsafe as payload_rules
+from app.core.jsonsafe import JsonInt
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
 
@@ -61,19 +62,13 @@ class EventIn(BaseModel):
     # Claude Code hook shape
     source_app: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
     hook_event_type: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
-    timestamp: int | None = Field(
-        None, strict=False, ge=0, le=2**53 - 1, description="milliseconds since the epoch"
+    timestamp: JsonInt | None = Field(
+        None, ge=0, le=2**53 - 1, description="milliseconds since the epoch"
     )
+
+    _timestamp_is_a_number = field_validator("timestamp", mode="before")(payload_rules.number_only)
     chat: list[Any] | None = None
     summary: str | None = Field(None, max_length=10_000)
-
-    @field_validator("timestamp", mode="before")
-    @classmethod
-    def _number_only(cls, value: Any) -> Any:
-        # a JSON integer, or a number with an integral value (3.0); never true/false or "3"
-        if isinstance(value, bool | str):
-            raise ValueError("must be an integer")
-        return value
 
     @field_validator("agent", "task_id", "session_id", "summary")
     @classmethod

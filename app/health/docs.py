@@ -11,12 +11,14 @@ reading it knows exactly what the service refuses.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
+from app.agents.kinds.claude_code.availability import unavailable_reason
 from app.core.config import Settings
 from app.state import AuthDep
 
@@ -33,8 +35,16 @@ def _state_limits(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
             for parameter in operation.get("parameters", []):
                 if parameter["name"] == "wait" and parameter["in"] == "query":
                     parameter["schema"]["maximum"] = settings.max_wait_s
+    agent = schema["components"]["schemas"]["AgentCreate"]["properties"]
+    if unavailable_reason(settings) is not None:  # no Claude Code here: not a kind offered
+        agent["kind"]["enum"] = [k for k in agent["kind"]["enum"] if k != "claude_code"]
+        rules = schema["components"]["schemas"]["AgentCreate"]["anyOf"]
+        rules[:] = [r for r in rules if r["properties"]["kind"].get("const") != "claude_code"]
+    if os.geteuid() == 0:  # Claude Code refuses bypassPermissions as root
+        for branch in agent["permission_mode"]["anyOf"]:
+            if "enum" in branch:
+                branch["enum"] = [m for m in branch["enum"] if m != "bypassPermissions"]
     if not settings.workspace_roots:  # then every coder works in its default workspace
-        agent = schema["components"]["schemas"]["AgentCreate"]["properties"]
         agent["workspace"] = {
             "type": "null",
             "description": "not accepted here: BIGTHREE_WORKSPACE_ROOTS is empty",

@@ -27,6 +27,14 @@ def keyed_env(fake_url: str) -> dict[str, str]:
         "GEMINI_API_KEY": GEMINI_KEY,
         "BIGTHREE_BREAKER_PER_MODEL": "true",
         "BIGTHREE_METRICS_REQUIRE_AUTH": "true",
+        # a prompt one character over the limit, \u-escaped, must still fit in the request
+        # body limit (1 MiB): then it is refused as too long (422), not as too large (413)
+        "BIGTHREE_MAX_PROMPT_CHARS": "20000",
+        # bounded holds for a fuzzer's `?wait=` requests
+        "BIGTHREE_MAX_WAIT_S": "2",
+        # no Claude Code CLI here (so the document offers no claude_code kind): a fuzzer
+        # would otherwise start a CLI process per task it makes up
+        "BIGTHREE_CLAUDE_CODE_CLI_PATH": "/nonexistent/claude",
     }
 
 
