@@ -1,4 +1,5 @@
-"""The `bigthree` command: serve the API, run the fake upstream, check a configuration."""
+"""The `bigthree` command: serve the API, run the fake upstream, check a configuration,
+upgrade the database."""
 
 from __future__ import annotations
 
@@ -48,6 +49,12 @@ def _check_config(args: argparse.Namespace) -> int:
     return run_check(env_file=args.env_file, host=args.host, port=args.port)
 
 
+def _db(args: argparse.Namespace) -> int:
+    from app.store.commands import db_command
+
+    return db_command(args.action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bigthree", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -67,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--host", default=None)
     check.add_argument("--port", type=int, default=None)
     check.set_defaults(func=_check_config)
+
+    db = sub.add_parser("db", help="database schema (BIGTHREE_DATABASE_URL)")
+    db.add_argument(
+        "action", choices=["upgrade", "current"], help="upgrade: to the newest revision"
+    )
+    db.set_defaults(func=_db)
     return parser
 
 

@@ -43,7 +43,7 @@ from app.realtime.endpoints import router as realtime_router
 from app.realtime.service import RealtimeService
 from app.state import State
 from app.store.engine import create_engine
-from app.store.migrations import migrate
+from app.store.migrations import upgrade_database
 
 log = structlog.get_logger(__name__)
 
@@ -54,8 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await upgrade_database(settings.resolved_database_url)
         engine = create_engine(settings.resolved_database_url)
-        await migrate(engine)
         hub = Hub(settings.ws_queue_size)
         bus = EventBus(
             EventRepository(engine),

@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 BUSY_TIMEOUT_MS = 5000
 
 
-def _sqlite_path(url: str) -> Path | None:
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for another engine or an in-memory database)."""
     prefix = "sqlite+aiosqlite:///"
     if url.startswith(prefix) and ":memory:" not in url:
         return Path(url[len(prefix) :])
@@ -28,7 +29,7 @@ def _sqlite_path(url: str) -> Path | None:
 
 
 def create_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> AsyncEngine:
-    path = _sqlite_path(url)
+    path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, pool_pre_ping=path is None)
