@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
+from app.agents.deps import ManagerDep
 from app.agents.schemas import (
     AGENT_NAME_PATTERN,
     Agent,
@@ -16,7 +17,7 @@ from app.agents.schemas import (
     TaskCreate,
     TaskList,
 )
-from app.state import AuthDep, ManagerDep
+from app.core.deps import AuthDep
 
 router = APIRouter(prefix="/v1", dependencies=[AuthDep], tags=["agents"])
 

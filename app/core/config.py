@@ -49,6 +49,19 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy async URL; default sqlite+aiosqlite:///<data_dir>/bigthree.db"
     )
 
+    # --- scale-out ----------------------------------------------------------------------
+    redis_url: str | None = Field(
+        None,
+        description="Redis shared by the replicas (redis://host:6379/0). Empty: one process.",
+    )
+    redis_prefix: str = Field(
+        "bigthree",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Prefix of every Redis channel and key (one Redis, several installations).",
+    )
+
     # --- logging ------------------------------------------------------------------------
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -201,6 +214,15 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
 
     @field_validator("realtime_url")
     @classmethod

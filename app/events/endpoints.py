@@ -17,12 +17,14 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect, status
 
+from app.core.deps import AuthDep, MetricsDep, SettingsDep
 from app.core.errors import InvalidInput
 from app.core.security import refuse_unauthorized
+from app.events.deps import BusDep, HubDep
 from app.events.hub import SLOW_CONSUMER, Subscription
 from app.events.schemas import Event, EventFilter, EventIn, EventPage
+from app.events.service import EventBus
 from app.events.stream import replay_then_follow
-from app.state import AuthDep, BusDep, State, StateDep
 
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -47,15 +49,16 @@ async def post_event(body: EventIn, bus: BusDep) -> Event:
 
 @router.get("/events", dependencies=[AuthDep])
 async def list_events(
-    state: StateDep,
+    settings: SettingsDep,
+    bus: BusDep,
     after_seq: Annotated[int, Query(ge=0)] = 0,
     agent: AgentFilter = None,
     type: TypeFilter = None,
     limit: Annotated[int, Query(ge=1)] = 100,
 ) -> EventPage:
-    if limit > state.settings.events_page_max:
-        raise InvalidInput(f"limit must be at most {state.settings.events_page_max}")
-    return await state.bus.page(
+    if limit > settings.events_page_max:
+        raise InvalidInput(f"limit must be at most {settings.events_page_max}")
+    return await bus.page(
         after_seq=after_seq, where=EventFilter(agent=agent, type=type), limit=limit
     )
 
@@ -95,9 +98,10 @@ async def _read_client(websocket: WebSocket) -> int:
 
 
 @router.websocket("/events/ws")
-async def stream_events(websocket: WebSocket) -> None:
-    state: State = websocket.app.state.bigthree
-    if await refuse_unauthorized(state.settings, websocket):
+async def stream_events(
+    websocket: WebSocket, settings: SettingsDep, metrics: MetricsDep, bus: BusDep, hub: HubDep
+) -> None:
+    if await refuse_unauthorized(settings, websocket):
         return
     await websocket.accept()
     try:
@@ -108,18 +112,18 @@ async def stream_events(websocket: WebSocket) -> None:
         )
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc)[:120])
         return
-    gauge = state.metrics.ws_connections.labels("events")
+    gauge = metrics.ws_connections.labels("events")
     gauge.inc()
-    sub: Subscription = state.hub.subscribe(where)
+    sub: Subscription = hub.subscribe(where)
     try:
-        code = await _serve(websocket, state, sub, where, after_seq)
+        code = await _serve(websocket, bus, sub, where, after_seq)
         if code == SLOW_CONSUMER:
-            state.metrics.ws_dropped.labels("events", "slow_consumer").inc()
+            metrics.ws_dropped.labels("events", "slow_consumer").inc()
         with contextlib.suppress(Exception):
             async with asyncio.timeout(2.0):
                 await websocket.close(code=code, reason=_reason(code))
     finally:
-        state.hub.unsubscribe(sub)
+        hub.unsubscribe(sub)
         gauge.dec()
 
 
@@ -133,10 +137,10 @@ def _reason(code: int) -> str:
 
 
 async def _serve(
-    websocket: WebSocket, state: State, sub: Subscription, where: EventFilter, after_seq: int
+    websocket: WebSocket, bus: EventBus, sub: Subscription, where: EventFilter, after_seq: int
 ) -> int:
     sender = asyncio.create_task(
-        _send_events(websocket, replay_then_follow(state.bus, sub, where, after_seq))
+        _send_events(websocket, replay_then_follow(bus, sub, where, after_seq))
     )
     reader = asyncio.create_task(_read_client(websocket))
     closed = asyncio.create_task(sub.closed.wait())

@@ -14,7 +14,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
 from app.core.config import Settings
-from app.state import AuthDep
+from app.core.deps import AuthDep
 
 
 def install_docs(app: FastAPI, settings: Settings) -> None:

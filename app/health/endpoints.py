@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import HTTPConnection
 
+from app.core.deps import MetricsDep, SettingsDep, provided
 from app.core.security import check_request
-from app.state import StateDep
-from app.store.engine import ping
+from app.health.checks import Readiness
 
 router = APIRouter(tags=["health"])
+
+RETRY_AFTER_S = "5"
+
+
+def get_readiness(conn: HTTPConnection) -> Readiness:
+    return provided(conn, "readiness", Readiness)
+
+
+ReadinessDep = Annotated[Readiness, Depends(get_readiness)]
 
 
 @router.get("/health")
@@ -22,28 +32,24 @@ async def health() -> dict[str, str]:
 
 
 @router.get("/ready")
-async def ready(request: Request, state: StateDep) -> JSONResponse:
-    """Able to take work: store reachable and not draining (503 with reasons otherwise)."""
-    check_request(state.settings, request)
-    reasons: list[str] = []
-    checks: dict[str, str] = {}
-    try:
-        async with asyncio.timeout(2.0):
-            await ping(state.engine)
-        checks["store"] = "ok"
-    except Exception as exc:  # any failure to reach the store means "not ready"
-        checks["store"] = "unreachable"
-        reasons.append(f"store unreachable: {type(exc).__name__}")
-    checks["draining"] = "yes" if state.manager.draining else "no"
-    if state.manager.draining:
-        reasons.append("draining: the service is shutting down")
-    ok = not reasons
-    body = {"status": "ready" if ok else "not_ready", "checks": checks, "reasons": reasons}
-    return JSONResponse(body, status_code=200 if ok else 503)
+async def ready(request: Request, settings: SettingsDep, readiness: ReadinessDep) -> JSONResponse:
+    """Able to take work: every dependency reachable (the store — `postgres` or `store` for
+    SQLite — and `redis` when replicas share one) and not draining; 503 with the reasons and
+    Retry-After otherwise."""
+    check_request(settings, request)
+    report = await readiness.report()
+    body = {
+        "status": "ready" if report.ready else "not_ready",
+        "checks": report.checks,
+        "reasons": report.reasons,
+    }
+    if report.ready:
+        return JSONResponse(body)
+    return JSONResponse(body, status_code=503, headers={"Retry-After": RETRY_AFTER_S})
 
 
 @router.get("/metrics")
-async def metrics(request: Request, state: StateDep) -> Response:
-    if state.settings.metrics_require_auth:
-        check_request(state.settings, request)
-    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request, settings: SettingsDep, registry: MetricsDep) -> Response:
+    if settings.metrics_require_auth:
+        check_request(settings, request)
+    return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,44 @@
+"""FastAPI dependencies every domain shares (settings, metrics, auth), and `provided()`.
+
+The composition root (`app/main.py`) puts each long-lived object on `app.state` under a
+name; each domain's own `deps.py` reads its objects back with `provided()`, so routes
+depend on their domain only and no module needs the whole application's state.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, TypeVar
+
+from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
+
+from app.core.config import Settings
+from app.core.metrics import Metrics
+from app.core.security import check_request
+
+T = TypeVar("T")
+
+
+def provided(conn: HTTPConnection, name: str, kind: type[T]) -> T:
+    """The object the composition root stored as `app.state.<name>`."""
+    value = getattr(conn.app.state, name, None)
+    if not isinstance(value, kind):
+        raise RuntimeError(f"app.state.{name} is not wired (expected {kind.__name__})")
+    return value
+
+
+def get_settings(conn: HTTPConnection) -> Settings:
+    return provided(conn, "settings", Settings)
+
+
+def get_metrics(conn: HTTPConnection) -> Metrics:
+    return provided(conn, "metrics", Metrics)
+
+
+def require_auth(request: Request) -> None:
+    check_request(get_settings(request), request)
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+AuthDep = Depends(require_auth)
