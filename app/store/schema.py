@@ -18,6 +18,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Sequence,
     String,
     Table,
     Text,
@@ -81,7 +82,22 @@ tasks = Table(
     Column("finished_at", Float, nullable=True),
     Column("order_key", BigInt, nullable=False),
     Column("files_changed", Json, nullable=True),
+    # scale-out: which replica runs the task, until when its lease holds (database clock)
+    Column("claimed_by", String(128), nullable=True),
+    Column("lease_expires_at", Float, nullable=True),
+    Column("cancel_requested", Boolean, nullable=False, default=False, server_default=false()),
 )
+# the claim query's: each agent's unfinished tasks in order
+Index(
+    "ix_tasks_unfinished",
+    tasks.c.agent_id,
+    tasks.c.order_key,
+    sqlite_where=text("state IN ('queued', 'running')"),
+    postgresql_where=text("state IN ('queued', 'running')"),
+)
+
+# PostgreSQL assigns event seqs from this sequence at insert (SQLite: its single writer)
+events_seq = Sequence("events_seq", metadata=metadata)
 
 events = Table(
     "events",
