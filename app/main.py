@@ -26,6 +26,7 @@ from app.agents.kinds.orchestrator import OrchestratorRunner
 from app.agents.llm import LLMClient
 from app.agents.repository import AgentRepository, TaskRepository, UsageRepository
 from app.agents.service import AgentManager
+from app.agents.task_events import router as task_events_router
 from app.agents.telemetry import GatewayCollector, ResilienceTelemetry, count_tool_results
 from app.agents.usage import UsageLedger
 from app.coordination import build_broadcast, new_replica_id
@@ -51,6 +52,7 @@ from app.realtime.service import RealtimeService
 from app.state import State
 from app.store.engine import create_engine, ping
 from app.store.migrations import upgrade_database
+from app.ui import install_ui
 
 log = structlog.get_logger(__name__)
 
@@ -99,8 +101,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(agents_router)
     app.include_router(files_router)
     app.include_router(events_router)
+    app.include_router(task_events_router)
     app.include_router(providers_router)
     app.include_router(realtime_router)
+    install_ui(app, settings)
     return app
 
 

@@ -1,10 +1,13 @@
 """Event routes: post external events, page through stored ones, stream them over WebSocket.
+(One task's events as Server-Sent Events: app/agents/task_events.py.)
 
-WebSocket `/v1/events/ws?after_seq=&agent=&type=&token=` sends each event as one JSON text
-frame. Close codes: 1001 the server is shutting down; 1003 a binary frame was sent; 1007 a
-frame was not JSON; 1008 bad query parameters or authentication (before the handshake
-completes: HTTP 403); 4008 the client read too slowly and was dropped — reconnect with
-`after_seq` set to the last seq received. Client frames: `{"type": "ping"}` → `{"type": "pong"}`.
+WebSocket `/v1/events/ws?after_seq=&agent=&type=&task_id=&token=` sends each event as one
+JSON text frame (a browser, which cannot set headers on a WebSocket, offers its key as the
+subprotocol `bearer.<base64url key>` next to `bigthree.v1`). Close codes: 1001 the server is
+shutting down; 1003 a binary frame was sent; 1007 a frame was not JSON; 1008 bad query
+parameters or authentication (before the handshake completes: HTTP 403); 4008 the client
+read too slowly and was dropped — reconnect with `after_seq` set to the last seq received.
+Client frames: `{"type": "ping"}` → `{"type": "pong"}`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect, status
 
 from app.core.deps import AuthDep, MetricsDep, SettingsDep
 from app.core.errors import InvalidInput
-from app.core.security import refuse_unauthorized
+from app.core.security import refuse_unauthorized, websocket_subprotocol
 from app.events.deps import BusDep, HubDep
 from app.events.hub import SLOW_CONSUMER, Subscription
 from app.events.schemas import Event, EventFilter, EventIn, EventPage
@@ -31,6 +34,7 @@ router = APIRouter(prefix="/v1", tags=["events"])
 
 AgentFilter = Annotated[str | None, Query(max_length=64)]
 TypeFilter = Annotated[str | None, Query(max_length=64)]
+TaskFilter = Annotated[str | None, Query(max_length=32)]
 
 
 @router.post("/events", status_code=status.HTTP_201_CREATED, dependencies=[AuthDep])
@@ -54,13 +58,13 @@ async def list_events(
     after_seq: Annotated[int, Query(ge=0)] = 0,
     agent: AgentFilter = None,
     type: TypeFilter = None,
+    task_id: TaskFilter = None,
     limit: Annotated[int, Query(ge=1)] = 100,
 ) -> EventPage:
     if limit > settings.events_page_max:
         raise InvalidInput(f"limit must be at most {settings.events_page_max}")
-    return await bus.page(
-        after_seq=after_seq, where=EventFilter(agent=agent, type=type), limit=limit
-    )
+    where = EventFilter(agent=agent, type=type, task_id=task_id)
+    return await bus.page(after_seq=after_seq, where=where, limit=limit)
 
 
 def _parse_stream_params(websocket: WebSocket) -> tuple[int, EventFilter]:
@@ -68,11 +72,15 @@ def _parse_stream_params(websocket: WebSocket) -> tuple[int, EventFilter]:
     raw_after = params.get("after_seq", "0")
     if not raw_after.isdigit() or len(raw_after) > 18:
         raise ValueError("after_seq must be a non-negative integer")
-    agent, type_ = params.get("agent"), params.get("type")
-    for name, value in (("agent", agent), ("type", type_)):
-        if value is not None and not (0 < len(value) <= 64):
-            raise ValueError(f"{name} must be 1-64 characters")
-    return int(raw_after), EventFilter(agent=agent, type=type_)
+    agent, type_, task_id = params.get("agent"), params.get("type"), params.get("task_id")
+    for name, value, longest in (
+        ("agent", agent, 64),
+        ("type", type_, 64),
+        ("task_id", task_id, 32),
+    ):
+        if value is not None and not (0 < len(value) <= longest):
+            raise ValueError(f"{name} must be 1-{longest} characters")
+    return int(raw_after), EventFilter(agent=agent, type=type_, task_id=task_id)
 
 
 async def _send_events(websocket: WebSocket, events: Any) -> None:
@@ -103,7 +111,7 @@ async def stream_events(
 ) -> None:
     if await refuse_unauthorized(settings, websocket):
         return
-    await websocket.accept()
+    await websocket.accept(subprotocol=websocket_subprotocol(websocket))
     try:
         after_seq, where = _parse_stream_params(websocket)
     except ValueError as exc:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
@@ -58,11 +59,15 @@ async def test_a_new_database_is_created_at_the_newest_revision(store_url: str) 
     assert found["tables"] == {"alembic_version", "agents", "tasks", "events", "usage_totals"}
 
 
-async def test_a_version_1_database_is_adopted_and_upgraded(store_url: str) -> None:
+@pytest.mark.parametrize("version_4", [False, True], ids=["version-1", "version-4"])
+async def test_a_pre_alembic_database_is_adopted_and_upgraded(
+    store_url: str, version_4: bool
+) -> None:
     """A database of the first release (schema_version 1, no `stream` column, no usage
     totals) upgrades in place — on PostgreSQL too, where the old migration list failed on
-    `stream`'s integer default — and keeps its rows."""
-    await make_v1_database(store_url)
+    `stream`'s integer default — and keeps its rows; so does one of the last pre-Alembic
+    release (version 4, which has the events-by-task index already)."""
+    await make_v1_database(store_url, version_4=version_4)
     result = await upgrade_database(store_url)
     assert result.after == head_revision()
     found = await inspect_db(store_url)

@@ -40,6 +40,20 @@ V1_DDL = [
         version INTEGER NOT NULL, applied_at FLOAT NOT NULL, PRIMARY KEY (version))""",
 ]
 
+# what versions 2-4 of the old migration list added
+V4_DDL = [
+    """CREATE TABLE usage_totals (
+        provider VARCHAR(32) NOT NULL, model VARCHAR(128) NOT NULL, calls INTEGER NOT NULL,
+        input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
+        cached_input_tokens INTEGER NOT NULL, cost_usd FLOAT NOT NULL,
+        PRIMARY KEY (provider, model))""",
+    "ALTER TABLE agents ADD COLUMN stream BOOLEAN NOT NULL DEFAULT false",
+    "ALTER TABLE agents ADD COLUMN workspace TEXT",
+    "ALTER TABLE tasks ADD COLUMN files_changed JSON",
+    "CREATE INDEX IF NOT EXISTS ix_events_task_id ON events (task_id)",
+    "INSERT INTO schema_version VALUES (2, 0), (3, 0), (4, 0)",
+]
+
 V1_ROWS = [
     """INSERT INTO agents VALUES ('a1', 'old-helper', 'chat', 'openai', 'gpt-4o-mini', '',
         '[]', 'idle', 1.0, 2.0, 10, 5, 0.5, 1)""",
@@ -50,8 +64,9 @@ V1_ROWS = [
 ]
 
 
-async def make_v1_database(url: str) -> None:
-    """Create the version-1 schema with one agent, task and event at `url`."""
+async def make_v1_database(url: str, *, version_4: bool = False) -> None:
+    """Create the version-1 schema with one agent, task and event at `url`; with
+    `version_4`, what the last pre-Alembic release left (every column, the task index)."""
     engine = create_async_engine(url, poolclass=NullPool)
     try:
         async with engine.begin() as conn:
@@ -60,5 +75,8 @@ async def make_v1_database(url: str) -> None:
             await conn.execute(
                 text("INSERT INTO schema_version VALUES (1, :now)"), {"now": time.time()}
             )
+            if version_4:
+                for statement in V4_DDL:
+                    await conn.execute(text(statement))
     finally:
         await engine.dispose()

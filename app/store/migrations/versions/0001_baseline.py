@@ -1,4 +1,4 @@
-"""Baseline: the schema of the last release before Alembic (its `schema_version` 3).
+"""Baseline: the schema of the pre-Alembic releases' `schema_version` 3.
 
 A new database gets these tables. A database made by an earlier release (it has the old
 `schema_version` table) is adopted instead: the columns its version lacks are added, as
@@ -117,7 +117,8 @@ def _create_usage_totals() -> None:
 
 
 def _adopt_legacy(existing: set[str]) -> None:
-    """Finish what the old migration list (versions 1-3) would have done, then retire it."""
+    """Finish what the old migration list (versions 1-3) would have done, then retire it
+    (version 4's index is revision 0004's, which tolerates finding it there)."""
     if "usage_totals" not in existing:  # version 2
         _create_usage_totals()
     inspector = sa.inspect(op.get_bind())
