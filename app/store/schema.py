@@ -87,6 +87,8 @@ tasks = Table(
     Column("lease_expires_at", Float, nullable=True),
     Column("cancel_requested", Boolean, nullable=False, default=False, server_default=false()),
 )
+# PostgreSQL numbers tasks (their FIFO order) from this sequence (SQLite: its one process)
+tasks_order_seq = Sequence("tasks_order_seq", metadata=metadata)
 # the claim query's: each agent's unfinished tasks in order
 Index(
     "ix_tasks_unfinished",

@@ -7,8 +7,9 @@ the database's clock); a task whose lease ran out belonged to a replica that die
 serves the claim query (the unfinished tasks of each agent, in order).
 
 On PostgreSQL the event `seq` becomes the `events_seq` sequence's, assigned at insert (the
-writer takes a transaction lock first, so seqs are committed in order; see
-app/store/pg_backend.py). SQLite keeps assigning seqs in its single writer.
+writer takes a transaction lock first, so seqs are committed in order), and a task's
+`order_key` the `tasks_order_seq` sequence's, so replicas agree on every agent's FIFO.
+SQLite keeps assigning both in its single process.
 
 Revision ID: 0003
 Revises: 0002
@@ -48,12 +49,18 @@ def upgrade() -> None:
             "SELECT setval('events_seq', COALESCE((SELECT max(seq) FROM events), 0) + 1, false)"
         )
         op.execute("ALTER TABLE events ALTER COLUMN seq SET DEFAULT nextval('events_seq')")
+        op.execute("CREATE SEQUENCE tasks_order_seq AS BIGINT OWNED BY tasks.order_key")
+        op.execute(
+            "SELECT setval('tasks_order_seq', "
+            "COALESCE((SELECT max(order_key) FROM tasks), 0) + 1, false)"
+        )
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("ALTER TABLE events ALTER COLUMN seq DROP DEFAULT")
         op.execute("DROP SEQUENCE events_seq")
+        op.execute("DROP SEQUENCE tasks_order_seq")
     op.drop_index("ix_tasks_unfinished", table_name="tasks")
     with op.batch_alter_table("tasks") as batch:
         batch.drop_column("cancel_requested")
