@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -38,13 +38,13 @@ class LogFollower:
         broadcast: Broadcast,
         *,
         poll_s: float = 1.0,
-        on_event: Callable[[Event], None] | None = None,
+        on_batch: Callable[[list[Event]], Awaitable[None]] | None = None,
     ) -> None:
         self._repository = repository
         self._hub = hub
         self._broadcast = broadcast
         self._poll_s = poll_s
-        self._on_event = on_event
+        self._on_batch = on_batch
         self._wake = asyncio.Event()
         self._delivered = asyncio.Condition()
         self._last = 0
@@ -104,10 +104,10 @@ class LogFollower:
     async def _catch_up(self) -> None:
         while True:
             page = await self._repository.read(after_seq=self._last, limit=PAGE)
+            if page and self._on_batch is not None:
+                await self._on_batch(page)  # read models first: a subscriber may ask them
             for event in page:
                 self._hub.publish(event)
-                if self._on_event is not None:
-                    self._on_event(event)
             if page:
                 async with self._delivered:
                     self._last = page[-1].seq
