@@ -21,6 +21,7 @@ from app import __version__
 from app.agents.endpoints import router as agents_router
 from app.agents.files import router as files_router
 from app.agents.kinds.chat import ChatRunner
+from app.agents.kinds.claude_code.runner import ClaudeCodeRunner
 from app.agents.kinds.coder import CoderRunner
 from app.agents.kinds.orchestrator import OrchestratorRunner
 from app.agents.llm import LLMClient
@@ -108,7 +109,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-_INTERNAL = frozenset({"service", "provider", "agent", "realtime"})
+# sources of the service's own events (claude_code: Claude Code's hooks, run in-process)
+_INTERNAL = frozenset({"service", "provider", "agent", "realtime", "claude_code"})
 
 
 async def _start(app: FastAPI, settings: Settings, metrics: Metrics, teardown: Teardown) -> None:
@@ -159,6 +161,9 @@ async def _start(app: FastAPI, settings: Settings, metrics: Metrics, teardown: T
         telemetry=telemetry,
     )
     orchestrator = OrchestratorRunner(settings)
+    claude_code = ClaudeCodeRunner(settings, bus)
+    claude_code.start()  # kill CLI processes a crash left behind
+    teardown.add("claude code", claude_code.aclose)
     manager = AgentManager(
         settings=settings,
         agents=AgentRepository(engine),
@@ -170,6 +175,7 @@ async def _start(app: FastAPI, settings: Settings, metrics: Metrics, teardown: T
             "chat": ChatRunner(),
             "coder": CoderRunner(settings),
             "orchestrator": orchestrator,
+            "claude_code": claude_code,
         },
     )
     orchestrator.bind(manager)

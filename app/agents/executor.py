@@ -53,6 +53,7 @@ class TaskExecutor:
         metrics: Metrics,
         runners: Mapping[str, AgentKindRunner],
         draining: Callable[[], bool],
+        save_session: Callable[[str, str | None], Awaitable[None]] | None = None,
     ) -> None:
         self._settings = settings
         self._tasks = tasks
@@ -61,6 +62,7 @@ class TaskExecutor:
         self._metrics = metrics
         self._runners = runners
         self._draining = draining
+        self._save_session = save_session
         self._slots = asyncio.Semaphore(settings.max_concurrent_tasks)
         self.waiters = TaskWaiters(settings.max_waiters)
 
@@ -170,7 +172,13 @@ class TaskExecutor:
         deadline = Deadline.after(task.timeout_s)
         result: str | None = None
         error: TaskError | None = None
-        ctx = RunContext(self._llm, call, lambda: self._history(rt), emit=self._task_emitter(task))
+        ctx = RunContext(
+            self._llm,
+            call,
+            lambda: self._history(rt),
+            emit=self._task_emitter(task),
+            remember_session=lambda session_id: self._remember_session(rt, session_id),
+        )
         with structlog.contextvars.bound_contextvars(agent=agent.name, task_id=task.id):
             try:
                 async with asyncio.timeout(task.timeout_s + DEADLINE_BACKSTOP_S):
@@ -300,6 +308,15 @@ class TaskExecutor:
             attempts=call.attempts,
             error_type=error.type if error else None,
         )
+
+    async def _remember_session(self, rt: AgentRuntime, session_id: str | None) -> None:
+        """Keep the agent's new upstream session id, in memory and in the store."""
+        if session_id == rt.agent.session_id:
+            return
+        save, agent_id = self._save_session, rt.agent.id
+        if save is not None:
+            await self._store_write("agent_session", lambda: save(agent_id, session_id))
+        rt.agent = rt.agent.model_copy(update={"session_id": session_id})
 
     async def _history(self, rt: AgentRuntime) -> list[Task]:
         """The agent's last succeeded tasks, oldest first: read from the store once, then

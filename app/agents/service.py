@@ -24,6 +24,10 @@ import structlog
 
 from app.agents.executor import TaskExecutor
 from app.agents.kinds.base import AgentKindRunner
+from app.agents.kinds.claude_code.availability import (
+    CLAUDE_CODE_PROVIDER,
+    check_claude_code_agent,
+)
 from app.agents.kinds.coder import open_workspace
 from app.agents.llm import LLMClient
 from app.agents.repository import AgentRepository, TaskRepository
@@ -35,6 +39,7 @@ from app.agents.runtime import (
     new_id,
 )
 from app.agents.schemas import (
+    WORKSPACE_KINDS,
     Agent,
     AgentCost,
     AgentCreate,
@@ -86,6 +91,9 @@ class AgentManager:
             metrics=metrics,
             runners=runners,
             draining=lambda: self._draining,
+            save_session=lambda agent_id, session_id: agents.update(
+                agent_id, session_id=session_id
+            ),
         )
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -161,6 +169,10 @@ class AgentManager:
         if len(self._runtimes) >= self._settings.max_agents:
             raise TooManyRequests(f"agent limit reached ({self._settings.max_agents})")
         provider = spec.provider or self._settings.default_provider
+        options = None
+        if spec.kind == "claude_code":
+            provider = spec.provider or CLAUDE_CODE_PROVIDER
+            options = check_claude_code_agent(self._settings, spec, provider).model_dump()
         if provider not in self._llm.provider_names:
             raise InvalidInput(f"provider {provider!r} is not configured")
         workspace = None
@@ -181,6 +193,8 @@ class AgentManager:
                 "fallbacks": [f.model_dump() for f in spec.fallbacks],
                 "stream": spec.stream,
                 "workspace": workspace,
+                "options": options,
+                "session_id": None,
                 "state": AgentState.IDLE,
                 "created_at": now,
                 "updated_at": now,
@@ -232,20 +246,22 @@ class AgentManager:
     async def list_agent_files(
         self, name: str, glob: str = "**", limit: int = 1000
     ) -> tuple[list[FileInfo], bool]:
-        """A coder agent's workspace files (and whether the list was cut at `limit`)."""
+        """A coder or claude_code agent's workspace files (and whether the list was cut)."""
         workspace = self._workspace_of(name)
         return await asyncio.to_thread(workspace.list_files, glob, limit)
 
     async def read_agent_file(self, name: str, path: str) -> str:
-        """One text file of a coder agent's workspace, through its sandbox."""
+        """One text file of a coder or claude_code agent's workspace, through its sandbox."""
         workspace = self._workspace_of(name)
         return await asyncio.to_thread(workspace.read_text, path)
 
     def _workspace_of(self, name: str) -> Workspace:
         """Raises NotFound for non-coders and `WorkspaceError` for sandbox refusals."""
         agent = self.get_agent(name)
-        if agent.kind != "coder":
-            raise NotFound(f"{name} is a {agent.kind} agent; only coder agents have files")
+        if agent.kind not in WORKSPACE_KINDS:
+            raise NotFound(
+                f"{name} is a {agent.kind} agent; only coder and claude_code agents have files"
+            )
         return open_workspace(self._settings, agent)
 
     async def report_costs(self) -> CostReport:
@@ -292,6 +308,8 @@ class AgentManager:
         timeout = spec.timeout_s or settings.default_task_timeout_s
         if timeout > settings.max_task_timeout_s:
             raise InvalidInput(f"timeout_s must be at most {settings.max_task_timeout_s}")
+        if spec.new_session and rt.agent.kind != "claude_code":
+            raise InvalidInput("new_session is for claude_code agents")
         if len(rt.queue) >= settings.max_queued_tasks_per_agent:
             raise TooManyRequests(
                 f"agent {name!r} already has {len(rt.queue)} queued tasks; try again later"
@@ -316,6 +334,7 @@ class AgentManager:
                 "started_at": None,
                 "finished_at": None,
                 "order_key": self._order,
+                "new_session": spec.new_session,
             }
         )
         rt.agent = rt.agent.model_copy(update={"tasks_total": rt.agent.tasks_total + 1})

@@ -24,6 +24,7 @@ from app.core.deps import AuthDep, MetricsDep, SettingsDep
 from app.core.errors import InvalidInput
 from app.core.security import refuse_unauthorized, websocket_subprotocol
 from app.events.deps import BusDep, HubDep
+from app.events.external import emit_external
 from app.events.hub import SLOW_CONSUMER, Subscription
 from app.events.schemas import Event, EventFilter, EventIn, EventPage
 from app.events.service import EventBus
@@ -39,14 +40,7 @@ TaskFilter = Annotated[str | None, Query(max_length=32)]
 
 @router.post("/events", status_code=status.HTTP_201_CREATED, dependencies=[AuthDep])
 async def post_event(body: EventIn, bus: BusDep) -> Event:
-    event = bus.emit(
-        body.event_type,
-        source=body.event_source,
-        agent=body.agent,
-        task_id=body.task_id,
-        session_id=body.session_id,
-        payload=body.event_payload(),
-    )
+    event = emit_external(bus, body)
     await bus.flush(within_s=10.0)
     return event
 

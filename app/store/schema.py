@@ -44,6 +44,8 @@ agents = Table(
     Column("fallbacks", Json, nullable=False, default=list),
     Column("stream", Boolean, nullable=False, default=False, server_default=false()),
     Column("workspace", Text, nullable=True),
+    Column("options", Json, nullable=True),  # kind-specific settings (claude_code: tools, ...)
+    Column("session_id", String(128), nullable=True),  # claude_code: the Claude Code session
     Column("state", String(16), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
@@ -82,6 +84,7 @@ tasks = Table(
     Column("finished_at", Float, nullable=True),
     Column("order_key", BigInt, nullable=False),
     Column("files_changed", Json, nullable=True),
+    Column("new_session", Boolean, nullable=False, default=False, server_default=false()),
     # scale-out: which replica runs the task, until when its lease holds (database clock)
     Column("claimed_by", String(128), nullable=True),
     Column("lease_expires_at", Float, nullable=True),

@@ -40,8 +40,8 @@ V1_DDL = [
         version INTEGER NOT NULL, applied_at FLOAT NOT NULL, PRIMARY KEY (version))""",
 ]
 
-# what versions 2-4 of the old migration list added
-V4_DDL = [
+# what versions 2-5 of the old migration list added
+V5_DDL = [
     """CREATE TABLE usage_totals (
         provider VARCHAR(32) NOT NULL, model VARCHAR(128) NOT NULL, calls INTEGER NOT NULL,
         input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
@@ -51,7 +51,10 @@ V4_DDL = [
     "ALTER TABLE agents ADD COLUMN workspace TEXT",
     "ALTER TABLE tasks ADD COLUMN files_changed JSON",
     "CREATE INDEX IF NOT EXISTS ix_events_task_id ON events (task_id)",
-    "INSERT INTO schema_version VALUES (2, 0), (3, 0), (4, 0)",
+    "ALTER TABLE agents ADD COLUMN options JSON",
+    "ALTER TABLE agents ADD COLUMN session_id VARCHAR(128)",
+    "ALTER TABLE tasks ADD COLUMN new_session BOOLEAN NOT NULL DEFAULT FALSE",
+    "INSERT INTO schema_version VALUES (2, 0), (3, 0), (4, 0), (5, 0)",
 ]
 
 V1_ROWS = [
@@ -64,9 +67,9 @@ V1_ROWS = [
 ]
 
 
-async def make_v1_database(url: str, *, version_4: bool = False) -> None:
+async def make_v1_database(url: str, *, version_5: bool = False) -> None:
     """Create the version-1 schema with one agent, task and event at `url`; with
-    `version_4`, what the last pre-Alembic release left (every column, the task index)."""
+    `version_5`, what the last pre-Alembic release left (every column, the task index)."""
     engine = create_async_engine(url, poolclass=NullPool)
     try:
         async with engine.begin() as conn:
@@ -75,8 +78,8 @@ async def make_v1_database(url: str, *, version_4: bool = False) -> None:
             await conn.execute(
                 text("INSERT INTO schema_version VALUES (1, :now)"), {"now": time.time()}
             )
-            if version_4:
-                for statement in V4_DDL:
+            if version_5:
+                for statement in V5_DDL:
                     await conn.execute(text(statement))
     finally:
         await engine.dispose()

@@ -8,8 +8,15 @@ from pathlib import Path
 APP = Path(__file__).resolve().parents[2] / "app"
 
 
+# modules that, like the composition root, look at every domain: nodes of their own
+# (`bigthree check-config` checks each kind's settings, agents' included)
+COMPOSITION_MODULES = frozenset({"app.core.config_check"})
+
+
 def node_of(module: str) -> str:
     """`app.agents.service` → `app.agents`; a top-level module (`app.main`) is its own node."""
+    if module in COMPOSITION_MODULES:
+        return module
     parts = module.split(".")
     return ".".join(parts[:2])
 

@@ -81,14 +81,15 @@ def current_revision(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
 
-def _upgrade(conn: Connection) -> None:
+def _upgrade(conn: Connection, revision: str) -> None:
     config = _config()
     config.attributes["connection"] = conn
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
 
 
-async def upgrade_database(url: str) -> UpgradeResult:
-    """Bring the database at `url` to the newest revision, under the migration lock."""
+async def upgrade_database(url: str, revision: str = "head") -> UpgradeResult:
+    """Bring the database at `url` to the newest revision (or `revision`), under the
+    migration lock."""
     engine = _migration_engine(url)
     try:
         async with engine.connect() as conn:
@@ -97,7 +98,7 @@ async def upgrade_database(url: str) -> UpgradeResult:
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
                 )
             before = await conn.run_sync(current_revision)  # on SQLite: BEGIN IMMEDIATE first
-            await conn.run_sync(_upgrade)
+            await conn.run_sync(_upgrade, revision)
             after = await conn.run_sync(current_revision)
             await conn.commit()
     finally:
