@@ -24,7 +24,7 @@ from app.agents.llm import LLMClient
 from app.agents.repository import AgentRepository, TaskRepository, UsageRepository
 from app.agents.service import AgentManager
 from app.agents.telemetry import GatewayCollector, ResilienceTelemetry, count_tool_results
-from app.agents.usage import UsageLedger
+from app.agents.usage import UsageAccounting
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
 from app.core.metrics import Metrics
@@ -44,6 +44,8 @@ from app.realtime.service import RealtimeService
 from app.state import State
 from app.store.engine import create_engine
 from app.store.migrations import migrate
+from app.store.writer import StoreWriter
+from app.store.writers import open_write_backend
 
 log = structlog.get_logger(__name__)
 
@@ -56,8 +58,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.resolved_database_url)
         await migrate(engine)
+        writer = StoreWriter(
+            open_write_backend(settings),
+            request_timeout_s=settings.store_write_timeout_s,
+            on_retry=lambda operation: metrics.store_write_retries.labels(operation).inc(),
+            on_availability=lambda up: metrics.store_available.set(1 if up else 0),
+        )
+        await writer.start()
         hub = Hub(settings.ws_queue_size)
         bus = EventBus(
+            writer,
             EventRepository(engine),
             hub,
             payload_max_bytes=settings.event_payload_max_bytes,
@@ -69,7 +79,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "internal" if e.source in _INTERNAL else "external"
             ).inc()
         )
-        await bus.start()
         telemetry = ResilienceTelemetry(bus, metrics)
         gateway = ProviderGateway(
             build_providers(settings),
@@ -78,21 +87,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             base_urls={n: getattr(settings, f"{n}_base_url") for n in PROVIDER_NAMES},
         )
         metrics.registry.register(GatewayCollector(gateway))
-        usage = UsageLedger(UsageRepository(engine))
-        usage.start()
-        llm = LLMClient(
-            gateway,
-            bus=bus,
+        usage = UsageAccounting(
+            prices=PriceTable.load(settings.pricing_file),  # loaded once, for every caller
             metrics=metrics,
-            prices=PriceTable.load(settings.pricing_file),
-            usage=usage,
-            telemetry=telemetry,
+            writer=writer,
+            repository=UsageRepository(engine),
         )
+        llm = LLMClient(gateway, bus=bus, metrics=metrics, usage=usage, telemetry=telemetry)
         orchestrator = OrchestratorRunner(settings)
         manager = AgentManager(
             settings=settings,
             agents=AgentRepository(engine),
             tasks=TaskRepository(engine),
+            writer=writer,
             bus=bus,
             llm=llm,
             metrics=metrics,
@@ -104,7 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         orchestrator.bind(manager)
         await manager.start()
-        app.state.bigthree = State(settings, metrics, engine, hub, bus, manager, gateway)
+        app.state.bigthree = State(settings, metrics, engine, hub, bus, writer, manager, gateway)
         app.state.realtime = RealtimeService(app.state.bigthree, usage)
         bus.emit("service.started", payload={"version": __version__})
         log.info("service_started", version=__version__, database=_safe_url(settings))
@@ -112,10 +119,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await manager.shutdown()
-            await usage.aclose()
             hub.close_all(GOING_AWAY)
             bus.emit("service.stopped", payload={})
-            await bus.stop()
+            await writer.close(within_s=settings.store_shutdown_write_s)  # logs what is lost
             await gateway.aclose()
             await engine.dispose()
             log.info("service_stopped")

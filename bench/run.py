@@ -518,6 +518,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="load generator for /health (auto: wrk if installed)")
     p.add_argument("--agents", type=int, default=1000, help="agents registered for memory")
     p.add_argument("--resilience-calls", type=int, default=20_000)
+    p.add_argument("--hot-seconds", type=int, default=8,
+                   help="measuring window of each hot-path throughput row")
+    p.add_argument("--only", choices=["all", "hot"], default="all",
+                   help="hot: only the hot-path rows (bench/hotpath.py)")
     args = p.parse_args(argv)
     for name in ("samples_c1", "concurrency", "rounds", "health_seconds",
                  "health_connections", "agents", "resilience_calls"):
@@ -541,6 +545,11 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="bigthree-bench-") as tmp_name:
         tmp = Path(tmp_name)
+        from bench.hotpath import hot_rows
+
+        rows += hot_rows(tmp, use_wrk, args.hot_seconds)
+        if args.only == "hot":
+            return _finish(rows, header, began, load_at_start, "")
         with started(start_fake_upstream(tmp)) as fake_proc:
             fake = FakeUpstreamClient(fake_proc.url)
             fake.script(MODEL, [{"latency_s": latency_s, "repeat": -1}])
@@ -627,6 +636,12 @@ def main(argv: list[str] | None = None) -> int:
         log(f"bench_resilience helpers unusable ({exc!r}); running it as a subprocess")
         verbatim = resilience_subprocess(args.resilience_calls)
 
+    return _finish(rows, header, began, load_at_start, verbatim)
+
+
+def _finish(
+    rows: list[Row], header: list[str], began: float, load_at_start: float, verbatim: str
+) -> int:
     header.append(
         f"- total bench time: {time.monotonic() - began:.0f} s; load average "
         f"{load_at_start:.2f} at start, {os.getloadavg()[0]:.2f} at end "

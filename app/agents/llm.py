@@ -15,13 +15,12 @@ from typing import Any
 
 from app.agents.schemas import ModelRef
 from app.agents.telemetry import CallContext, ResilienceTelemetry, call_scope, emit_call_event
-from app.agents.usage import UsageLedger
+from app.agents.usage import UsageAccounting
 from app.core.metrics import Metrics
 from app.events.service import EventBus
 from app.providers import errors as pe
 from app.providers.base import Completion, CompletionRequest, Provider, StreamDone, TextDelta
 from app.providers.gateway import ProviderGateway
-from app.providers.pricing import PriceTable
 from app.resilience.fallback import call_with_fallbacks, default_should_fall_back
 
 __all__ = ["CallContext", "LLMClient"]
@@ -43,14 +42,12 @@ class LLMClient:
         *,
         bus: EventBus,
         metrics: Metrics,
-        prices: PriceTable,
-        usage: UsageLedger,
+        usage: UsageAccounting,
         telemetry: ResilienceTelemetry,
     ) -> None:
         self.gateway = gateway
         self._bus = bus
         self._metrics = metrics
-        self._prices = prices
         self._usage = usage
         self._telemetry = telemetry
 
@@ -187,15 +184,11 @@ class LLMClient:
         elapsed: float,
     ) -> None:
         usage = completion.usage
-        cost = self._prices.cost(name, model, usage)
+        cost = self._usage.cost(name, model, usage)
         ctx.usage = ctx.usage + usage
         ctx.cost_usd += cost
-        m = self._metrics
-        m.llm_requests.labels(name, model_label, "success").inc()
-        m.llm_duration.labels(name, model_label).observe(elapsed)
-        m.llm_tokens.labels(name, model_label, "input").inc(usage.input_tokens)
-        m.llm_tokens.labels(name, model_label, "output").inc(usage.output_tokens)
-        m.llm_cost.labels(name, model_label).inc(cost)
+        self._metrics.llm_requests.labels(name, model_label, "success").inc()
+        self._metrics.llm_duration.labels(name, model_label).observe(elapsed)
         self._usage.record(name, model, usage, cost)
         self._emit(
             "llm.response",

@@ -15,7 +15,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from app.core.metrics import CIRCUIT_STATE_VALUES, Metrics
-from app.events.schemas import Event
+from app.events.schemas import LiveEvent
 from app.events.service import EventBus
 from app.providers.base import Usage
 from app.providers.gateway import ProviderGateway
@@ -49,10 +49,10 @@ def call_scope(ctx: CallContext) -> Iterator[CallContext]:
         _current.reset(token)
 
 
-def count_tool_results(metrics: Metrics) -> Callable[[Event], None]:
+def count_tool_results(metrics: Metrics) -> Callable[[LiveEvent], None]:
     """An event-bus listener counting agents' tool results (`tool.result` events)."""
 
-    def listener(event: Event) -> None:
+    def listener(event: LiveEvent) -> None:
         if event.type == "tool.result" and event.source == "agent":
             metrics.tool_calls.labels("error" if event.payload.get("is_error") else "ok").inc()
 

@@ -48,6 +48,20 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy async URL; default sqlite+aiosqlite:///<data_dir>/bigthree.db"
     )
+    store_write_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="Longest a request waits for the store to take its write; then 503.",
+    )
+    store_shutdown_write_s: float = Field(
+        10.0, ge=0, le=600, description="At shutdown, how long unwritten data may take to store."
+    )
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
+        "NORMAL",
+        description="NORMAL: a commit survives a crash or kill -9 of the service; FULL: also "
+        "a power cut (an fsync per group commit).",
+    )
 
     # --- logging ------------------------------------------------------------------------
     log_format: Literal["auto", "json", "console"] = "auto"

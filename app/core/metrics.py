@@ -52,8 +52,15 @@ class BoundedLabel:
         return self._overflow
 
 
-# the task writes retried through a transient store error (see app/store/transient.py)
-STORE_WRITE_OPERATIONS = ("task_running", "task_finished", "task_unstarted")
+# the kept (durable) store writes retried while the store is unavailable (app/store/writer.py)
+STORE_WRITE_OPERATIONS = (
+    "task_running",
+    "task_finished",
+    "task_unstarted",
+    "events",
+    "usage",
+    "prune",
+)
 
 
 class Metrics:
@@ -148,12 +155,18 @@ class Metrics:
             self.tool_calls.labels(outcome)
         self.store_write_retries = Counter(
             "bigthree_store_write_retries_total",
-            "Store writes retried after a transient database error (locked file, lost link).",
+            "Kept store writes retried while the store was unavailable (full, read-only, locked).",
             ["operation"],
             registry=r,
         )
         for operation in STORE_WRITE_OPERATIONS:
             self.store_write_retries.labels(operation)
+        self.store_available = Gauge(
+            "bigthree_store_available",
+            "1 while the store takes writes; 0 while it is full, read-only or locked.",
+            registry=r,
+        )
+        self.store_available.set(1)
         # events and websockets
         self.events = Counter("bigthree_events_total", "Events published.", ["origin"], registry=r)
         self.ws_connections = Gauge(

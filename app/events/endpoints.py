@@ -12,15 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import Annotated, Any
+from collections.abc import AsyncIterator
+from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect, status
+from fastapi import APIRouter, Query, Response, WebSocket, WebSocketDisconnect, status
 
 from app.core.errors import InvalidInput
 from app.core.security import refuse_unauthorized
 from app.events.hub import SLOW_CONSUMER, Subscription
-from app.events.schemas import Event, EventFilter, EventIn, EventPage
+from app.events.schemas import Event, EventFilter, EventIn, EventPage, LiveEvent
 from app.events.stream import replay_then_follow
 from app.state import AuthDep, BusDep, State, StateDep
 
@@ -31,33 +32,42 @@ AgentFilter = Annotated[str | None, Query(max_length=64)]
 TypeFilter = Annotated[str | None, Query(max_length=64)]
 
 
-@router.post("/events", status_code=status.HTTP_201_CREATED, dependencies=[AuthDep])
-async def post_event(body: EventIn, bus: BusDep) -> Event:
-    event = bus.emit(
-        body.event_type,
-        source=body.event_source,
-        agent=body.agent,
-        task_id=body.task_id,
-        session_id=body.session_id,
-        payload=body.event_payload(),
+@router.post(
+    "/events", status_code=status.HTTP_201_CREATED, dependencies=[AuthDep], response_model=Event
+)
+async def post_event(body: EventIn, bus: BusDep) -> Response:
+    """201: the event is stored (and then streamed); 503 `storage_unavailable`: it is not,
+    and never will be — send it again later."""
+    event = await bus.append(
+        bus.new_event(
+            body.event_type,
+            source=body.event_source,
+            agent=body.agent,
+            task_id=body.task_id,
+            session_id=body.session_id,
+            payload=body.event_payload(),
+        )
     )
-    await bus.flush(within_s=10.0)
-    return event
+    return Response(event.frame, status_code=201, media_type="application/json")
 
 
-@router.get("/events", dependencies=[AuthDep])
+@router.get("/events", dependencies=[AuthDep], response_model=EventPage)
 async def list_events(
     state: StateDep,
     after_seq: Annotated[int, Query(ge=0)] = 0,
     agent: AgentFilter = None,
     type: TypeFilter = None,
     limit: Annotated[int, Query(ge=1)] = 100,
-) -> EventPage:
+) -> Response:
     if limit > state.settings.events_page_max:
         raise InvalidInput(f"limit must be at most {state.settings.events_page_max}")
-    return await state.bus.page(
+    events, next_after, last = await state.bus.page(
         after_seq=after_seq, where=EventFilter(agent=agent, type=type), limit=limit
     )
+    # the stored JSON of each event, as is: nothing decoded and encoded again
+    body = f'{{"events":[{",".join(e.frame for e in events)}],"next_after_seq":{next_after},'
+    body += f'"last_seq":{last}}}'
+    return Response(body, media_type="application/json")
 
 
 def _parse_stream_params(websocket: WebSocket) -> tuple[int, EventFilter]:
@@ -72,9 +82,9 @@ def _parse_stream_params(websocket: WebSocket) -> tuple[int, EventFilter]:
     return int(raw_after), EventFilter(agent=agent, type=type_)
 
 
-async def _send_events(websocket: WebSocket, events: Any) -> None:
+async def _send_events(websocket: WebSocket, events: AsyncIterator[LiveEvent]) -> None:
     async for event in events:
-        await websocket.send_text(event.model_dump_json())
+        await websocket.send_text(event.frame)
 
 
 async def _read_client(websocket: WebSocket) -> int:

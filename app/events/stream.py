@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from app.events.hub import Subscription
-from app.events.schemas import Event, EventFilter
+from app.events.schemas import EventFilter, LiveEvent
 from app.events.service import EventBus
 
 BACKLOG_PAGE = 500
@@ -13,11 +13,11 @@ BACKLOG_PAGE = 500
 
 async def replay_then_follow(
     bus: EventBus, sub: Subscription, where: EventFilter, after_seq: int
-) -> AsyncIterator[Event]:
+) -> AsyncIterator[LiveEvent]:
     """Yield stored events after `after_seq`, then live ones. `sub` must already be
-    subscribed, so nothing emitted while the backlog is read can be missed."""
+    subscribed, so nothing stored while the backlog is read can be missed (events are
+    published only after their commit, so everything up to `snapshot` is readable)."""
     snapshot = bus.last_seq
-    await bus.flush(within_s=10.0)
     last = after_seq
     while last < snapshot:
         page = await bus.repository.read(

@@ -20,6 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 BUSY_TIMEOUT_MS = 5000
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite URL (None for other databases and `:memory:`)."""
+    return _sqlite_path(url)
+
+
 def _sqlite_path(url: str) -> Path | None:
     prefix = "sqlite+aiosqlite:///"
     if url.startswith(prefix) and ":memory:" not in url:
