@@ -232,6 +232,9 @@ class TaskExecutor:
                 state, error = self._classify_failure(exc, deadline, task.timeout_s)
             finally:
                 self._metrics.tasks_running.dec()
+            # the outcome is decided: from here on a cancel (or a drain) must not record
+            # a second one while this one waits for the store
+            rt.running = None
             await self._record_finish(
                 rt, task, state, result, error, call, started, files_changed=ctx.files_changed
             )

@@ -157,7 +157,10 @@ class AgentManager:
         await self.drain(0.0)
         workers = [rt.worker for rt in self._runtimes.values() if rt.worker is not None]
         if workers:
-            await asyncio.wait(workers, timeout=10.0)
+            # a worker may be waiting for a store that cannot take its task's outcome: the
+            # writer's close decides about that, so do not wait long for it here
+            store_up = self._writer.health().available
+            await asyncio.wait(workers, timeout=10.0 if store_up else 1.0)
         for worker in workers:
             worker.cancel()
         self._stopped = True

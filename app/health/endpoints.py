@@ -38,15 +38,22 @@ async def ready(request: Request, state: StateDep) -> JSONResponse:
         reasons.append(f"store unreachable: {type(exc).__name__}")
     if not store.available:
         checks["store_writes"] = store.reason or "unavailable"
+        kept = sum(store.pending_writes.values())
         reasons.append(
             f"store cannot take writes ({store.reason}: {store.detail}); "
-            f"{store.pending_writes} writes kept until it can"
+            f"{kept} writes kept until it can"
         )
     checks["draining"] = "yes" if state.manager.draining else "no"
     if state.manager.draining:
         reasons.append("draining: the service is shutting down")
     ok = not reasons
-    body = {"status": "ready" if ok else "not_ready", "checks": checks, "reasons": reasons}
+    body: dict[str, object] = {
+        "status": "ready" if ok else "not_ready",
+        "checks": checks,
+        "reasons": reasons,
+    }
+    if store.pending_writes:
+        body["pending_writes"] = store.pending_writes
     headers = None if ok else {"Retry-After": "2"}
     return JSONResponse(body, status_code=200 if ok else 503, headers=headers)
 

@@ -63,7 +63,7 @@ class StoreHealth:
     reason: str | None = None  # disk_full | read_only | locked | io_error | unavailable
     detail: str | None = None
     since: float | None = None
-    pending_writes: int = 0
+    pending_writes: dict[str, int] = field(default_factory=dict)  # kept writes, by operation
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,10 +120,10 @@ class StoreWriter:
 
     def health(self) -> StoreHealth:
         h = self._health
-        pending = len(self._queue)
-        return h if h.pending_writes == pending else StoreHealth(
-            h.available, h.reason, h.detail, h.since, pending
-        )
+        if h.available:
+            return h
+        pending = dict(Counter(u.operation for u in self._queue))
+        return StoreHealth(h.available, h.reason, h.detail, h.since, pending)
 
     async def flush(self, within_s: float) -> bool:
         """Wait (at most `within_s`) until everything queued so far has been written or
