@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from prometheus_fastapi_instrumentator import Instrumentator
 
 from app import __version__
 from app.agents.endpoints import router as agents_router
@@ -23,11 +22,12 @@ from app.agents.kinds.orchestrator import OrchestratorRunner
 from app.agents.llm import LLMClient
 from app.agents.repository import AgentRepository, TaskRepository, UsageRepository
 from app.agents.service import AgentManager
-from app.agents.telemetry import GatewayCollector, ResilienceTelemetry, count_tool_results
+from app.agents.telemetry import ResilienceTelemetry, count_tool_results
 from app.agents.usage import UsageAccounting
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
-from app.core.metrics import Metrics
+from app.core.http_metrics import HttpMetricsMiddleware
+from app.core.metrics import GatewayCollector, Metrics
 from app.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from app.events.endpoints import router as events_router
 from app.events.hub import GOING_AWAY, Hub
@@ -136,11 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
-    Instrumentator(
-        should_group_status_codes=True,
-        excluded_handlers=["/metrics", "/health"],  # probes: frequent, and never interesting
-        registry=metrics.registry,
-    ).instrument(app)
+    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     if settings.cors_origins:
         app.add_middleware(

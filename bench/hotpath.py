@@ -106,7 +106,9 @@ async def session(limit: int = 0) -> AsyncIterator[aiohttp.ClientSession]:
         yield http
 
 
-async def create_agents(http: aiohttp.ClientSession, url: str, names: list[str], model: str) -> None:
+async def create_agents(
+    http: aiohttp.ClientSession, url: str, names: list[str], model: str
+) -> None:
     for name in names:
         body = {"name": name, "kind": "chat", "provider": "openai", "model": model}
         async with http.post(f"{url}/v1/agents", json=body) as response:
@@ -182,7 +184,10 @@ class Finishes:
 
 
 async def poll_until_finished(
-    http: aiohttp.ClientSession, url: str, task_id: str, every_s: float,
+    http: aiohttp.ClientSession,
+    url: str,
+    task_id: str,
+    every_s: float,
     stopped: Callable[[], bool] = lambda: False,
 ) -> float:
     give_up = time.monotonic() + TASK_TIMEOUT_S
@@ -269,7 +274,8 @@ async def saturate(
                         finished = await finishes.wait(task_id)
                     else:
                         finished = await poll_until_finished(
-                            http, url, task_id, poll_every_s, lambda: stop)
+                            http, url, task_id, poll_every_s, lambda: stop
+                        )
                 except TimeoutError:
                     unfinished += 1
                     continue
@@ -293,7 +299,10 @@ async def saturate(
             raise RuntimeError(f"a bench client failed: {next(e for e in errors if e)!r}")
     tasks = n1 - n0
     return Throughput(
-        tasks / (t1 - t0), (c1 - c0) * 1000 / max(tasks, 1), tasks, Latencies(latencies[n0:n1]),
+        tasks / (t1 - t0),
+        (c1 - c0) * 1000 / max(tasks, 1),
+        tasks,
+        Latencies(latencies[n0:n1]),
         unfinished,
     )
 
@@ -342,8 +351,9 @@ def http_rate(url: str, connections: int, seconds: int, use_wrk: bool) -> LoadRe
     return load(url, connections, seconds, False)
 
 
-async def fan_out(ws_url: str, post: Callable[[int], Awaitable[None]], subscribers: int,
-                  rounds: int) -> tuple[Latencies, list[Any]]:
+async def fan_out(
+    ws_url: str, post: Callable[[int], Awaitable[None]], subscribers: int, rounds: int
+) -> tuple[Latencies, list[Any]]:
     """Open `subscribers` sockets on `ws_url`; `rounds` times, post one event and time its
     arrival at every subscriber. Returns the delivery latencies and the open sockets' session
     (closed by the caller, so idle-socket memory can be read first)."""
@@ -357,7 +367,9 @@ async def fan_out(ws_url: str, post: Callable[[int], Awaitable[None]], subscribe
     for n in range(rounds):
         arrivals: list[float] = []
 
-        async def receive(ws: aiohttp.ClientWebSocketResponse) -> None:
+        async def receive(
+            ws: aiohttp.ClientWebSocketResponse, n: int = n, arrivals: list[float] = arrivals
+        ) -> None:
             while True:
                 message = await ws.receive()
                 if message.type != aiohttp.WSMsgType.TEXT:
@@ -394,8 +406,10 @@ def hot_rows(tmp: Path, use_wrk: bool, seconds: int) -> list[Row]:
     bare = start_bare(tmp, "fastapi")
     pin(bare.popen.pid, 0)  # the floor runs where the service runs
     try:
-        for section in (lambda: _task_rows(tmp, stub.url, seconds),
-                        lambda: _http_rows(tmp, stub.url, bare.url, use_wrk, seconds)):
+        for section in (
+            lambda: _task_rows(tmp, stub.url, seconds),
+            lambda: _http_rows(tmp, stub.url, bare.url, use_wrk, seconds),
+        ):
             try:
                 rows += section()
             except Exception as exc:  # one broken section must not cost the others' rows
@@ -416,79 +430,143 @@ def _task_rows(tmp: Path, stub_url: str, seconds: int) -> list[Row]:
     try:
         seq = asyncio.run(task_latencies(svc.url, "lat-0", 1, 300, "seq"))
         rows += [
-            Row("floor: direct call to the stub (0 ms)", ms(direct1.p50), ms(direct1.p99),
-                details=f"n={len(direct1.samples)}; aiohttp client → raw ASGI stub"),
-            Row("sequential task: submit → terminal event", ms(seq.p50), ms(seq.p99),
-                details=f"n={len(seq.samples)}; one agent, 0 ms upstream"),
-            Row("sequential task: **overhead** (task - direct)", ms(seq.p50 - direct1.p50),
-                ms(seq.p99 - direct1.p99), ratio(seq.p50, direct1.p50),
-                "target p50 ≤ 2 ms, p99 ≤ 5 ms; value = p50 ratio to the floor"),
+            Row(
+                "floor: direct call to the stub (0 ms)",
+                ms(direct1.p50),
+                ms(direct1.p99),
+                details=f"n={len(direct1.samples)}; aiohttp client → raw ASGI stub",
+            ),
+            Row(
+                "sequential task: submit → terminal event",
+                ms(seq.p50),
+                ms(seq.p99),
+                details=f"n={len(seq.samples)}; one agent, 0 ms upstream",
+            ),
+            Row(
+                "sequential task: **overhead** (task - direct)",
+                ms(seq.p50 - direct1.p50),
+                ms(seq.p99 - direct1.p99),
+                ratio(seq.p50, direct1.p50),
+                "target p50 ≤ 2 ms, p99 ≤ 5 ms; value = p50 ratio to the floor",
+            ),
         ]
         log("hot path: 50 clients @ 200 ms")
         direct50 = asyncio.run(direct_calls(stub_url, "lat-200", 50, 200))
         c50 = asyncio.run(task_latencies(svc.url, "lat-200", 50, 200, "c50"))
         rows += [
-            Row("floor: 50 direct calls @ 200 ms", ms(direct50.p50), ms(direct50.p99),
-                details=f"n={len(direct50.samples)}"),
-            Row("50 clients @ 200 ms: **overhead**", ms(c50.p50 - direct50.p50),
-                ms(c50.p99 - direct50.p99), ratio(c50.p50, direct50.p50),
-                f"n={len(c50.samples)}; task p50 {ms(c50.p50)}; target p50 overhead ≤ 10 ms"),
+            Row(
+                "floor: 50 direct calls @ 200 ms",
+                ms(direct50.p50),
+                ms(direct50.p99),
+                details=f"n={len(direct50.samples)}",
+            ),
+            Row(
+                "50 clients @ 200 ms: **overhead**",
+                ms(c50.p50 - direct50.p50),
+                ms(c50.p99 - direct50.p99),
+                ratio(c50.p50, direct50.p50),
+                f"n={len(c50.samples)}; task p50 {ms(c50.p50)}; target p50 overhead ≤ 10 ms",
+            ),
         ]
         log("hot path: saturation, history on")
-        sat = asyncio.run(saturate(svc.url, svc.popen.pid, clients=100, seconds=seconds,
-                                   tag="sat", poll_every_s=None))
-        rows.append(Row("saturation 100 clients, history on: **CPU per task**",
-                        ms(sat.latency.p50), ms(sat.latency.p99),
-                        f"{sat.cpu_ms_per_task:.2f} ms",
-                        f"{sat.tasks_per_s:,.0f} tasks/s on one core ({sat.tasks} tasks); "
-                        f"p50/p99 = task latency; target ≤ 2.5 ms CPU{sat.note}"))
+        sat = asyncio.run(
+            saturate(
+                svc.url, svc.popen.pid, clients=100, seconds=seconds, tag="sat", poll_every_s=None
+            )
+        )
+        rows.append(
+            Row(
+                "saturation 100 clients, history on: **CPU per task**",
+                ms(sat.latency.p50),
+                ms(sat.latency.p99),
+                f"{sat.cpu_ms_per_task:.2f} ms",
+                f"{sat.tasks_per_s:,.0f} tasks/s on one core ({sat.tasks} tasks); "
+                f"p50/p99 = task latency; target ≤ 2.5 ms CPU{sat.note}",
+            )
+        )
         log("hot path: 200 clients, event-driven then polling every 2 ms")
-        events200 = asyncio.run(saturate(svc.url, svc.popen.pid, clients=200, seconds=seconds,
-                                         tag="ev200", poll_every_s=None))
-        poll200 = asyncio.run(saturate(svc.url, svc.popen.pid, clients=200, seconds=seconds,
-                                       tag="poll200", poll_every_s=0.002))
+        events200 = asyncio.run(
+            saturate(
+                svc.url, svc.popen.pid, clients=200, seconds=seconds, tag="ev200", poll_every_s=None
+            )
+        )
+        poll200 = asyncio.run(
+            saturate(
+                svc.url,
+                svc.popen.pid,
+                clients=200,
+                seconds=seconds,
+                tag="poll200",
+                poll_every_s=0.002,
+            )
+        )
         rows += [
-            Row("200 clients, event-driven", ms(events200.latency.p50),
-                ms(events200.latency.p99), f"{events200.tasks_per_s:,.0f} tasks/s",
-                f"CPU {events200.cpu_ms_per_task:.2f} ms/task{events200.note}"),
-            Row("200 clients polling GET /v1/tasks/{id} every 2 ms", ms(poll200.latency.p50),
-                ms(poll200.latency.p99), f"{poll200.tasks_per_s:,.0f} tasks/s",
+            Row(
+                "200 clients, event-driven",
+                ms(events200.latency.p50),
+                ms(events200.latency.p99),
+                f"{events200.tasks_per_s:,.0f} tasks/s",
+                f"CPU {events200.cpu_ms_per_task:.2f} ms/task{events200.note}",
+            ),
+            Row(
+                "200 clients polling GET /v1/tasks/{id} every 2 ms",
+                ms(poll200.latency.p50),
+                ms(poll200.latency.p99),
+                f"{poll200.tasks_per_s:,.0f} tasks/s",
                 f"**{ratio(poll200.tasks_per_s, events200.tasks_per_s)}** of event-driven "
-                f"(target ≥ 0.8x); CPU {poll200.cpu_ms_per_task:.2f} ms/task{poll200.note}"),
+                f"(target ≥ 0.8x); CPU {poll200.cpu_ms_per_task:.2f} ms/task{poll200.note}",
+            ),
         ]
     finally:
         svc.stop()
     log("hot path: saturation, history off")
     off = hot_service(tmp, stub_url, history=False)
     try:
-        sat_off = asyncio.run(saturate(off.url, off.popen.pid, clients=100, seconds=seconds,
-                                       tag="sat", poll_every_s=None))
-        rows.append(Row("saturation 100 clients, history off: **CPU per task**",
-                        ms(sat_off.latency.p50), ms(sat_off.latency.p99),
-                        f"{sat_off.cpu_ms_per_task:.2f} ms",
-                        f"{sat_off.tasks_per_s:,.0f} tasks/s on one core ({sat_off.tasks} "
-                        f"tasks); BIGTHREE_CHAT_HISTORY_TURNS=0{sat_off.note}"))
+        sat_off = asyncio.run(
+            saturate(
+                off.url, off.popen.pid, clients=100, seconds=seconds, tag="sat", poll_every_s=None
+            )
+        )
+        rows.append(
+            Row(
+                "saturation 100 clients, history off: **CPU per task**",
+                ms(sat_off.latency.p50),
+                ms(sat_off.latency.p99),
+                f"{sat_off.cpu_ms_per_task:.2f} ms",
+                f"{sat_off.tasks_per_s:,.0f} tasks/s on one core ({sat_off.tasks} "
+                f"tasks); BIGTHREE_CHAT_HISTORY_TURNS=0{sat_off.note}",
+            )
+        )
     finally:
         off.stop()
     return rows
 
 
-def _http_rows(
-    tmp: Path, stub_url: str, bare_url: str, use_wrk: bool, seconds: int
-) -> list[Row]:
+def _http_rows(tmp: Path, stub_url: str, bare_url: str, use_wrk: bool, seconds: int) -> list[Row]:
     rows: list[Row] = []
     svc = hot_service(tmp, stub_url)
     try:
         floor = http_rate(bare_url + "/health", 50, seconds, use_wrk)
-        rows.append(Row("floor: bare FastAPI /health", ms(floor.p50_s), ms(floor.p99_s),
-                        f"{floor.requests_per_s:,.0f} req/s", floor.tool))
+        rows.append(
+            Row(
+                "floor: bare FastAPI /health",
+                ms(floor.p50_s),
+                ms(floor.p99_s),
+                f"{floor.requests_per_s:,.0f} req/s",
+                floor.tool,
+            )
+        )
 
         def rate_row(label: str, result: LoadResult, target: str) -> Row:
             errors = f"; {result.errors} non-2xx" if result.errors else ""
-            return Row(label, ms(result.p50_s), ms(result.p99_s),
-                       f"{result.requests_per_s:,.0f} req/s",
-                       f"**{ratio(result.requests_per_s, floor.requests_per_s)}** of the floor;"
-                       f" {target}{errors}")
+            return Row(
+                label,
+                ms(result.p50_s),
+                ms(result.p99_s),
+                f"{result.requests_per_s:,.0f} req/s",
+                f"**{ratio(result.requests_per_s, floor.requests_per_s)}** of the floor;"
+                f" {target}{errors}",
+            )
 
         log("hot path: /health, GET /v1/tasks/{id}, POST /v1/events")
         health = http_rate(svc.url + "/health", 50, seconds, use_wrk)
@@ -500,9 +578,10 @@ def _http_rows(
                 done = await submit(http, svc.url, "reader")
                 await finishes.wait(done)
                 # a task that stays running while it is read (the stub answers in 60 s)
-                async with http.post(f"{svc.url}/v1/agents",
-                                     json={"name": "slow", "provider": "openai",
-                                           "model": "lat-60000"}) as r:
+                async with http.post(
+                    f"{svc.url}/v1/agents",
+                    json={"name": "slow", "provider": "openai", "model": "lat-60000"},
+                ) as r:
                     assert r.status == 201, await r.text()
                 live = await submit(http, svc.url, "slow")
                 return done, live
@@ -513,10 +592,17 @@ def _http_rows(
             rows.append(rate_row("GET /v1/tasks/{id}: finished task", got, "target ≥ 5,000"))
             got = http_rate(f"{svc.url}/v1/tasks/{live_id}", 50, seconds, True)
             rows.append(rate_row("GET /v1/tasks/{id}: running task", got, "target ≥ 5,000"))
-            ingest = wrk_post(svc.url + "/v1/events",
-                              {"type": "bench.ingest", "payload": {"k": "v", "n": 1}}, 50, seconds)
-            rows.append(rate_row("POST /v1/events ingest, 50 connections", ingest,
-                                 "target ≥ 5,000 events/s"))
+            ingest = wrk_post(
+                svc.url + "/v1/events",
+                {"type": "bench.ingest", "payload": {"k": "v", "n": 1}},
+                50,
+                seconds,
+            )
+            rows.append(
+                rate_row(
+                    "POST /v1/events ingest, 50 connections", ingest, "target ≥ 5,000 events/s"
+                )
+            )
         else:
             rows.append(Row("GET /v1/tasks/{id}, POST /v1/events", details="need wrk"))
 
@@ -542,12 +628,15 @@ async def _fanout_rows(svc: Proc, tmp: Path) -> list[Row]:
         async with session() as http:
 
             async def post_bare(n: int) -> None:
-                async with http.post(f"{bare.url}/publish", data=json.dumps(
-                        {"type": "bench.fanout", "payload": {"n": n}})) as r:
+                async with http.post(
+                    f"{bare.url}/publish",
+                    data=json.dumps({"type": "bench.fanout", "payload": {"n": n}}),
+                ) as r:
                     await r.read()
 
-            floor, held = await fan_out(bare.url.replace("http", "ws") + "/ws", post_bare,
-                                        subscribers, rounds)
+            floor, held = await fan_out(
+                bare.url.replace("http", "ws") + "/ws", post_bare, subscribers, rounds
+            )
             await close_sockets(held)
     finally:
         bare.stop()
@@ -556,8 +645,9 @@ async def _fanout_rows(svc: Proc, tmp: Path) -> list[Row]:
             last = (await r.json())["last_seq"]
 
         async def post(n: int) -> None:
-            async with http.post(f"{svc.url}/v1/events",
-                                 json={"type": "bench.fanout", "payload": {"n": n}}) as r:
+            async with http.post(
+                f"{svc.url}/v1/events", json={"type": "bench.fanout", "payload": {"n": n}}
+            ) as r:
                 assert r.status == 201, await r.text()
 
         await asyncio.sleep(1.0)
@@ -570,13 +660,25 @@ async def _fanout_rows(svc: Proc, tmp: Path) -> list[Row]:
         await asyncio.sleep(2.0)
         after = rss_bytes(svc.popen.pid)
     rows += [
-        Row(f"floor: bare FastAPI broadcast to {subscribers:,} sockets", ms(floor.p50),
-            ms(floor.p99), details=f"{rounds} events; time from POST to each arrival"),
-        Row(f"fan-out of one event to {subscribers:,} subscribers", ms(got.p50), ms(got.p99),
-            ratio(got.p99, floor.p99), "value = p99 ratio to the floor; target p99 ≤ 20 ms"),
-        Row("idle event socket RSS", value=f"{(idle - before) / subscribers / 1024:,.1f} KiB",
+        Row(
+            f"floor: bare FastAPI broadcast to {subscribers:,} sockets",
+            ms(floor.p50),
+            ms(floor.p99),
+            details=f"{rounds} events; time from POST to each arrival",
+        ),
+        Row(
+            f"fan-out of one event to {subscribers:,} subscribers",
+            ms(got.p50),
+            ms(got.p99),
+            ratio(got.p99, floor.p99),
+            "value = p99 ratio to the floor; target p99 ≤ 20 ms",
+        ),
+        Row(
+            "idle event socket RSS",
+            value=f"{(idle - before) / subscribers / 1024:,.1f} KiB",
             details=f"{subscribers:,} sockets: {mib(before)} → {mib(idle)}; after closing "
-            f"{mib(after)}; target ≤ 16 KiB"),
+            f"{mib(after)}; target ≤ 16 KiB",
+        ),
     ]
     return rows
 

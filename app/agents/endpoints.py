@@ -45,9 +45,18 @@ async def delete_agent(name: AgentName, manager: ManagerDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+def _json(model: Task, status_code: int = 200) -> Response:
+    """The model's JSON from pydantic's serializer, without FastAPI's second validation
+    pass (the hot routes: a task is submitted and read many times)."""
+    return Response(model.model_dump_json(), status_code=status_code, media_type=JSON)
+
+
+JSON = "application/json"
+
+
 @router.post("/agents/{name}/tasks", status_code=status.HTTP_202_ACCEPTED, response_model=Task)
-async def submit_task(name: AgentName, spec: TaskCreate, manager: ManagerDep) -> Task:
-    return await manager.submit(name, spec)
+async def submit_task(name: AgentName, spec: TaskCreate, manager: ManagerDep) -> Response:
+    return _json(await manager.submit(name, spec), status.HTTP_202_ACCEPTED)
 
 
 @router.get("/agents/{name}/tasks", response_model=TaskList)
@@ -58,8 +67,9 @@ async def list_tasks(
 
 
 @router.get("/tasks/{task_id}", response_model=Task)
-async def get_task(task_id: TaskId, manager: ManagerDep) -> Task:
-    return await manager.get_task(task_id)
+async def get_task(task_id: TaskId, manager: ManagerDep) -> Response:
+    """A live or recently finished task is read from memory, never from the database."""
+    return _json(await manager.get_task(task_id))
 
 
 @router.get("/costs", response_model=CostReport)

@@ -126,8 +126,9 @@ class TaskExecutor:
         try:
             await self._writer.write_durable(
                 TaskFinished(task.id, state.value, now, error=error.model_dump()),
-                self.task_event(f"task.{state.value}", task, {"error": error.model_dump(),
-                                                              **(extra or {})}),
+                self.task_event(
+                    f"task.{state.value}", task, {"error": error.model_dump(), **(extra or {})}
+                ),
                 operation="task_unstarted",
                 on_commit=stored,
             )
@@ -194,10 +195,15 @@ class TaskExecutor:
         )
 
         def stored(_seqs: list[int]) -> None:
-            self._book.put_live(task.model_copy(
-                update={"state": TaskState.RUNNING, "started_at": started,
-                        "queue_wait_s": max(0.0, started - task.created_at)}
-            ))
+            self._book.put_live(
+                task.model_copy(
+                    update={
+                        "state": TaskState.RUNNING,
+                        "started_at": started,
+                        "queue_wait_s": max(0.0, started - task.created_at),
+                    }
+                )
+            )
             # busy is shown from memory only: after a restart nothing is running, so the
             # store never needs to hold it (one write fewer per task)
             rt.agent = rt.agent.model_copy(update={"state": AgentState.BUSY})

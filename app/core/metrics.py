@@ -2,19 +2,48 @@
 
 A registry per app (not the process-global one) keeps several apps in one process (tests,
 benchmarks) from colliding. Breaker state and bulkhead use are read live at scrape time by
-`app.agents.telemetry.GatewayCollector`. Label values are bounded: providers and outcomes
+`GatewayCollector` below. Label values are bounded: providers and outcomes
 are closed sets, models pass through `BoundedLabel` so a client cannot mint unlimited series.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from app import __version__
 
 LLM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+# the buckets prometheus-fastapi-instrumentator used, so dashboards keep their meaning
+HTTP_BUCKETS = (0.1, 0.5, 1.0)
+HTTP_HIGHR_BUCKETS = (
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.0,
+    2.5,
+    3.0,
+    3.5,
+    4.0,
+    4.5,
+    5.0,
+    7.5,
+    10.0,
+    30.0,
+    60.0,
+)
 TASK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
 CIRCUIT_STATE_VALUES = {"closed": 0, "open": 1, "half_open": 2, "forced_open": 3, "disabled": 4}
@@ -69,6 +98,26 @@ class Metrics:
         self.model_label = BoundedLabel()
         Info("bigthree_build", "Service build information.", registry=r).info(
             {"version": __version__}
+        )
+        # HTTP (app/core/http_metrics.py)
+        self.http_requests = Counter(
+            "http_requests_total",
+            "HTTP requests, by route template, method and status class.",
+            ["handler", "method", "status"],
+            registry=r,
+        )
+        self.http_duration = Histogram(
+            "http_request_duration_seconds",
+            "HTTP request latency, by route template and method.",
+            ["handler", "method"],
+            buckets=HTTP_BUCKETS,
+            registry=r,
+        )
+        self.http_duration_highr = Histogram(
+            "http_request_duration_highr_seconds",
+            "HTTP request latency, all routes, fine buckets.",
+            buckets=HTTP_HIGHR_BUCKETS,
+            registry=r,
         )
         # tasks and agents
         self.tasks_submitted = Counter(
@@ -206,3 +255,51 @@ class Metrics:
             self.realtime_sessions.labels(reason)
         for kind in REALTIME_UPSTREAM_ERRORS:
             self.realtime_upstream_errors.labels(kind)
+
+
+class _Breaker(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def state(self) -> _StateValue: ...
+
+
+class _StateValue(Protocol):
+    @property
+    def value(self) -> str: ...
+
+
+class Gateway(Protocol):
+    """What the collector reads from the provider gateway at scrape time."""
+
+    @property
+    def names(self) -> list[str]: ...
+    def bulkhead_in_use(self, provider: str) -> int: ...
+    def breakers(self, provider: str) -> Iterable[_Breaker]: ...
+
+
+class GatewayCollector(Collector):
+    """Breaker states and bulkhead use, read from the gateway when Prometheus scrapes, so
+    every breaker is exported from its first call and in-flight counts are exact."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # unchecked collector: families are only known at scrape time
+
+    def collect(self) -> Iterable[Metric]:
+        state = GaugeMetricFamily(
+            "bigthree_circuit_state",
+            "Breaker state: 0 closed, 1 open, 2 half_open, 3 forced_open, 4 disabled.",
+            labels=["breaker"],
+        )
+        in_use = GaugeMetricFamily(
+            "bigthree_bulkhead_in_use", "Provider calls in flight.", labels=["provider"]
+        )
+        for name in self._gateway.names:
+            in_use.add_metric([name], self._gateway.bulkhead_in_use(name))
+            for breaker in self._gateway.breakers(name):
+                state.add_metric([breaker.name], CIRCUIT_STATE_VALUES[breaker.state.value])
+        yield state
+        yield in_use

@@ -173,7 +173,13 @@ def live_event(seq: int, new: NewEvent) -> LiveEvent:
         session_id=new.session_id,
         payload=new.payload,
         frame=event_frame(
-            seq, new.ts, new.source, new.type, new.agent, new.task_id, new.session_id,
+            seq,
+            new.ts,
+            new.source,
+            new.type,
+            new.agent,
+            new.task_id,
+            new.session_id,
             new.payload_json,
         ),
     )

@@ -1,8 +1,11 @@
-"""What every HTTP provider shares: the client factory, the call bound, transport errors."""
+"""What every HTTP provider shares: the client factory, transport errors, SSE framing.
+
+A provider call is bounded once, by the resilience policy's attempt timeout (the task's
+`Deadline`, or the per-call limit if tighter): providers add no timer of their own.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
@@ -34,17 +37,9 @@ def translate_transport_errors(provider: str) -> Iterator[None]:
         yield
     except httpx.TimeoutException as exc:
         raise pe.ProviderTimeout(f"{provider}: {type(exc).__name__}", provider=provider) from exc
-    except TimeoutError as exc:
-        raise pe.ProviderTimeout(f"{provider}: call deadline reached", provider=provider) from exc
     except (httpx.TransportError, httpx.StreamError) as exc:
         detail = str(exc) or type(exc).__name__
         raise pe.ConnectionFailed(f"{provider}: {detail}", provider=provider) from exc
-
-
-@contextlib.asynccontextmanager
-async def bounded(timeout_s: float | None) -> AsyncIterator[None]:
-    async with asyncio.timeout(timeout_s):
-        yield
 
 
 def json_or_none(text: str) -> Any:

@@ -24,7 +24,7 @@ from app.providers.base import (
     ToolCall,
     Usage,
 )
-from app.providers.http import bounded, iter_sse, parse_json, translate_transport_errors
+from app.providers.http import iter_sse, parse_json, translate_transport_errors
 
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
@@ -170,10 +170,9 @@ class OpenAIProvider:
     async def complete(self, request: CompletionRequest, *, timeout_s: float | None) -> Completion:
         body = request_json(request, stream=False)
         with translate_transport_errors(self.name):
-            async with bounded(timeout_s):
-                response = await self._client.post(
-                    "/chat/completions", json=body, headers=self._headers
-                )
+            response = await self._client.post(
+                "/chat/completions", json=body, headers=self._headers
+            )
         request_id = response.headers.get("x-request-id")
         if response.status_code >= 400:
             raise error_from_response(
@@ -192,7 +191,6 @@ class OpenAIProvider:
         usage, finish, model = Usage(), None, request.model
         with translate_transport_errors(self.name):
             async with (
-                bounded(timeout_s),
                 self._client.stream(
                     "POST", "/chat/completions", json=body, headers=self._headers
                 ) as response,

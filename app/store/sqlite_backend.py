@@ -16,6 +16,7 @@ published only after their commit).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
@@ -63,20 +64,14 @@ def _b(name: str) -> Any:
     return bindparam(name)
 
 
-_INSERT_EVENT = _compile(
-    insert(events).values({c.name: _b(c.name) for c in events.columns})
-)
-_INSERT_AGENT = _compile(
-    insert(agents).values({c.name: _b(c.name) for c in agents.columns})
-)
+_INSERT_EVENT = _compile(insert(events).values({c.name: _b(c.name) for c in events.columns}))
+_INSERT_AGENT = _compile(insert(agents).values({c.name: _b(c.name) for c in agents.columns}))
 _DELETE_AGENT = _compile(
     update(agents)
     .where(agents.c.id == _b("agent_id"))
     .values(state=_b("state"), updated_at=_b("at"))
 )
-_INSERT_TASK = _compile(
-    insert(tasks).values({c.name: _b(c.name) for c in tasks.columns})
-)
+_INSERT_TASK = _compile(insert(tasks).values({c.name: _b(c.name) for c in tasks.columns}))
 _COUNT_TASK = _compile(
     update(agents)
     .where(agents.c.id == _b("agent_id"))
@@ -114,16 +109,19 @@ _AGENT_TOTALS = _compile(
         updated_at=_b("finished_at"),
     )
 )
-_upsert = sqlite_insert(usage_totals).values(
-    {c.name: _b(c.name) for c in usage_totals.columns}
-)
+_upsert = sqlite_insert(usage_totals).values({c.name: _b(c.name) for c in usage_totals.columns})
 _ADD_USAGE = _compile(
     _upsert.on_conflict_do_update(
         index_elements=[usage_totals.c.provider, usage_totals.c.model],
         set_={
             name: usage_totals.c[name] + _upsert.excluded[name]
-            for name in ("calls", "input_tokens", "output_tokens", "cached_input_tokens",
-                         "cost_usd")
+            for name in (
+                "calls",
+                "input_tokens",
+                "output_tokens",
+                "cached_input_tokens",
+                "cost_usd",
+            )
         },
     )
 )
@@ -198,10 +196,9 @@ class SQLiteWriteBackend:
     @staticmethod
     def _rollback(conn: sqlite3.Connection) -> None:
         if conn.in_transaction:
-            try:
+            # SQLite may have rolled back already (e.g. after SQLITE_FULL)
+            with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            except sqlite3.Error:  # e.g. SQLite already rolled back after SQLITE_FULL
-                pass
 
     def _apply(self, units: Sequence[Sequence[WriteOp]]) -> list[list[int]]:
         seq = self._last_seq
@@ -217,8 +214,16 @@ class SQLiteWriteBackend:
                         seq += 1
                         mine.append(seq)
                         event_rows.append(
-                            (seq, op.ts, op.source, op.type, op.agent, op.task_id,
-                             op.session_id, op.payload_json)
+                            (
+                                seq,
+                                op.ts,
+                                op.source,
+                                op.type,
+                                op.agent,
+                                op.task_id,
+                                op.session_id,
+                                op.payload_json,
+                            )
                         )
                     else:
                         if event_rows:  # keep statement order: events first, as queued
@@ -236,48 +241,102 @@ class SQLiteWriteBackend:
 
     def _execute(self, conn: sqlite3.Connection, op: WriteOp) -> None:
         if isinstance(op, TaskStarted):
-            conn.execute(_START_TASK.sql, _START_TASK.params(
-                {"state": "running", "started_at": op.started_at, "task_id": op.task_id}))
+            conn.execute(
+                _START_TASK.sql,
+                _START_TASK.params(
+                    {"state": "running", "started_at": op.started_at, "task_id": op.task_id}
+                ),
+            )
         elif isinstance(op, TaskFinished):
             values = {
-                "task_id": op.task_id, "state": op.state, "result": op.result,
-                "error": _json(op.error), "input_tokens": op.input_tokens,
-                "output_tokens": op.output_tokens, "cached_input_tokens": op.cached_input_tokens,
-                "cost_usd": op.cost_usd, "attempts": op.attempts,
-                "finished_at": op.finished_at, "files_changed": _json(op.files_changed),
-                "agent_id": op.agent_id, "agent_state": op.agent_state,
+                "task_id": op.task_id,
+                "state": op.state,
+                "result": op.result,
+                "error": _json(op.error),
+                "input_tokens": op.input_tokens,
+                "output_tokens": op.output_tokens,
+                "cached_input_tokens": op.cached_input_tokens,
+                "cost_usd": op.cost_usd,
+                "attempts": op.attempts,
+                "finished_at": op.finished_at,
+                "files_changed": _json(op.files_changed),
+                "agent_id": op.agent_id,
+                "agent_state": op.agent_state,
             }
             conn.execute(_FINISH_TASK.sql, _FINISH_TASK.params(values))
             if op.agent_id is not None:
                 conn.execute(_AGENT_TOTALS.sql, _AGENT_TOTALS.params(values))
         elif isinstance(op, NewTask):
-            conn.execute(_INSERT_TASK.sql, _INSERT_TASK.params({
-                "id": op.id, "agent_id": op.agent_id, "agent_name": op.agent_name,
-                "state": "queued", "prompt": op.prompt, "result": None, "error": None,
-                "input_tokens": 0, "output_tokens": 0, "cached_input_tokens": 0,
-                "cost_usd": 0.0, "attempts": 0, "timeout_s": op.timeout_s,
-                "created_at": op.created_at, "started_at": None, "finished_at": None,
-                "order_key": op.order_key, "files_changed": None,
-            }))
+            conn.execute(
+                _INSERT_TASK.sql,
+                _INSERT_TASK.params(
+                    {
+                        "id": op.id,
+                        "agent_id": op.agent_id,
+                        "agent_name": op.agent_name,
+                        "state": "queued",
+                        "prompt": op.prompt,
+                        "result": None,
+                        "error": None,
+                        "input_tokens": 0,
+                        "output_tokens": 0,
+                        "cached_input_tokens": 0,
+                        "cost_usd": 0.0,
+                        "attempts": 0,
+                        "timeout_s": op.timeout_s,
+                        "created_at": op.created_at,
+                        "started_at": None,
+                        "finished_at": None,
+                        "order_key": op.order_key,
+                        "files_changed": None,
+                    }
+                ),
+            )
             conn.execute(_COUNT_TASK.sql, _COUNT_TASK.params({"agent_id": op.agent_id}))
         elif isinstance(op, UsageAdded):
-            conn.execute(_ADD_USAGE.sql, _ADD_USAGE.params({
-                "provider": op.provider, "model": op.model, "calls": op.calls,
-                "input_tokens": op.input_tokens, "output_tokens": op.output_tokens,
-                "cached_input_tokens": op.cached_input_tokens, "cost_usd": op.cost_usd,
-            }))
+            conn.execute(
+                _ADD_USAGE.sql,
+                _ADD_USAGE.params(
+                    {
+                        "provider": op.provider,
+                        "model": op.model,
+                        "calls": op.calls,
+                        "input_tokens": op.input_tokens,
+                        "output_tokens": op.output_tokens,
+                        "cached_input_tokens": op.cached_input_tokens,
+                        "cost_usd": op.cost_usd,
+                    }
+                ),
+            )
         elif isinstance(op, NewAgent):
-            conn.execute(_INSERT_AGENT.sql, _INSERT_AGENT.params({
-                "id": op.id, "name": op.name, "kind": op.kind, "provider": op.provider,
-                "model": op.model, "instructions": op.instructions,
-                "fallbacks": _json(op.fallbacks), "stream": op.stream,
-                "workspace": op.workspace, "state": op.state, "created_at": op.created_at,
-                "updated_at": op.created_at, "input_tokens": 0, "output_tokens": 0,
-                "cost_usd": 0.0, "tasks_total": 0,
-            }))
+            conn.execute(
+                _INSERT_AGENT.sql,
+                _INSERT_AGENT.params(
+                    {
+                        "id": op.id,
+                        "name": op.name,
+                        "kind": op.kind,
+                        "provider": op.provider,
+                        "model": op.model,
+                        "instructions": op.instructions,
+                        "fallbacks": _json(op.fallbacks),
+                        "stream": op.stream,
+                        "workspace": op.workspace,
+                        "state": op.state,
+                        "created_at": op.created_at,
+                        "updated_at": op.created_at,
+                        "input_tokens": 0,
+                        "output_tokens": 0,
+                        "cost_usd": 0.0,
+                        "tasks_total": 0,
+                    }
+                ),
+            )
         elif isinstance(op, AgentDeleted):
-            conn.execute(_DELETE_AGENT.sql, _DELETE_AGENT.params(
-                {"agent_id": op.agent_id, "state": "deleted", "at": op.at}))
+            conn.execute(
+                _DELETE_AGENT.sql,
+                _DELETE_AGENT.params({"agent_id": op.agent_id, "state": "deleted", "at": op.at}),
+            )
         elif isinstance(op, EventsPruned):
             newest = int(conn.execute(_MAX_SEQ.sql).fetchone()[0] or 0)
             conn.execute(_PRUNE.sql, _PRUNE.params({"upto": newest - op.keep_last}))

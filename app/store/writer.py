@@ -193,9 +193,7 @@ class StoreWriter:
         assert unit.future is not None
         return await asyncio.shield(unit.future)
 
-    def write_later(
-        self, *ops: WriteOp, operation: str, on_commit: OnCommit | None = None
-    ) -> None:
+    def write_later(self, *ops: WriteOp, operation: str, on_commit: OnCommit | None = None) -> None:
         """A durable write nobody waits for (events emitted on hot paths)."""
         self._enqueue(ops, operation, durable=True, on_commit=on_commit, wait=False)
 
@@ -326,8 +324,10 @@ class StoreWriter:
 
     def _fail(self, unit: _Unit, message: str | None) -> None:
         if unit.future is not None and not unit.future.done():
-            error = self._unavailable() if message is None else StorageUnavailable(
-                message, store=self._health.reason or "closing"
+            error = (
+                self._unavailable()
+                if message is None
+                else StorageUnavailable(message, store=self._health.reason or "closing")
             )
             unit.future.set_exception(error)
 

@@ -33,7 +33,9 @@ def small_tmpfs(where: Path, size: str = "6m") -> Iterator[Path]:
     where.mkdir()
     done = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs (needs root): {done.stderr.strip() or done.returncode}")

@@ -35,9 +35,7 @@ def stored_log(http: httpx.Client) -> list[dict[str, Any]]:
         after = page["next_after_seq"]
 
 
-def test_kill_9_loses_nothing_acknowledged_and_reuses_no_seq(
-    tmp_path, fake_upstream: Proc
-) -> None:
+def test_kill_9_loses_nothing_acknowledged_and_reuses_no_seq(tmp_path, fake_upstream: Proc) -> None:
     FakeUpstreamClient(fake_upstream.url).script("kill9-model", [{"latency_s": 0.05, "repeat": -1}])
     data = tmp_path / "data"
     env = provider_env(fake_upstream.url)
@@ -58,7 +56,9 @@ def test_kill_9_loses_nothing_acknowledged_and_reuses_no_seq(
                 while not stop.is_set():
                     i += 1
                     try:
-                        r = http.post("/v1/events", json={"type": "k9", "payload": {"w": n, "i": i}})
+                        r = http.post(
+                            "/v1/events", json={"type": "k9", "payload": {"w": n, "i": i}}
+                        )
                         if r.status_code == 201:
                             with lock:
                                 acked_events[r.json()["seq"]] = r.json()

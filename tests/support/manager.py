@@ -29,8 +29,15 @@ class StubLLM:
 
     async def usage_totals(self) -> list[dict[str, Any]]:
         return [
-            {"provider": "openai", "model": "gpt-4o-mini", "calls": 2, "input_tokens": 10,
-             "output_tokens": 5, "cached_input_tokens": 0, "cost_usd": 0.25},
+            {
+                "provider": "openai",
+                "model": "gpt-4o-mini",
+                "calls": 2,
+                "input_tokens": 10,
+                "output_tokens": 5,
+                "cached_input_tokens": 0,
+                "cost_usd": 0.25,
+            },
         ]
 
 
