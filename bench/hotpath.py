@@ -263,12 +263,18 @@ async def saturate(
         await create_agents(http, url, agents, "lat-0")
 
         unfinished = 0
+        errors: list[str] = []
 
         async def client(agent: str) -> None:
             nonlocal unfinished
             while not stop:
                 started = time.perf_counter()
-                task_id = await submit(http, url, agent)
+                try:
+                    task_id = await submit(http, url, agent)
+                except aiohttp.ClientError as exc:  # counted, not fatal: the row says how many
+                    errors.append(repr(exc))
+                    await asyncio.sleep(0.1)
+                    continue
                 try:
                     if poll_every_s is None:
                         finished = await finishes.wait(task_id)
@@ -276,7 +282,7 @@ async def saturate(
                         finished = await poll_until_finished(
                             http, url, task_id, poll_every_s, lambda: stop
                         )
-                except TimeoutError:
+                except (TimeoutError, aiohttp.ClientError):
                     unfinished += 1
                     continue
                 done.append(finished)
@@ -293,10 +299,12 @@ async def saturate(
             await asyncio.wait(runners, timeout=TASK_TIMEOUT_S)
             for runner in runners:
                 runner.cancel()
-        errors = [r.exception() for r in runners if r.done() and not r.cancelled()]
-        errors = [e for e in errors if e is not None and not isinstance(e, TimeoutError)]
-        if any(errors):
-            raise RuntimeError(f"a bench client failed: {next(e for e in errors if e)!r}")
+        crashed = [r.exception() for r in runners if r.done() and not r.cancelled()]
+        crashed = [e for e in crashed if e is not None]
+        if crashed:
+            raise RuntimeError(f"a bench client failed: {crashed[0]!r}")
+        if errors:
+            log(f"{len(errors)} submits failed, e.g. {errors[0]}")
     tasks = n1 - n0
     return Throughput(
         tasks / (t1 - t0),
@@ -398,7 +406,7 @@ async def close_sockets(held: list[Any]) -> None:
 # --- the rows -----------------------------------------------------------------------------
 
 
-def hot_rows(tmp: Path, use_wrk: bool, seconds: int) -> list[Row]:
+def hot_rows(tmp: Path, use_wrk: bool, seconds: int, *, http_rows: bool = True) -> list[Row]:
     from bench.run import start_bare
 
     rows: list[Row] = []

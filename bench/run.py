@@ -520,8 +520,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--resilience-calls", type=int, default=20_000)
     p.add_argument("--hot-seconds", type=int, default=8,
                    help="measuring window of each hot-path throughput row")
-    p.add_argument("--only", choices=["all", "hot"], default="all",
-                   help="hot: only the hot-path rows (bench/hotpath.py)")
+    p.add_argument("--only", choices=["all", "hot", "tasks"], default="all",
+                   help="hot: only the hot-path rows (bench/hotpath.py); tasks: only its "
+                   "task rows")
     args = p.parse_args(argv)
     for name in ("samples_c1", "concurrency", "rounds", "health_seconds",
                  "health_connections", "agents", "resilience_calls"):
@@ -547,8 +548,8 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         from bench.hotpath import hot_rows
 
-        rows += hot_rows(tmp, use_wrk, args.hot_seconds)
-        if args.only == "hot":
+        rows += hot_rows(tmp, use_wrk, args.hot_seconds, http_rows=args.only != "tasks")
+        if args.only in ("hot", "tasks"):
             return _finish(rows, header, began, load_at_start, "")
         with started(start_fake_upstream(tmp)) as fake_proc:
             fake = FakeUpstreamClient(fake_proc.url)

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
-
 from app.providers.anthropic_stream import stream_messages
 from app.providers.anthropic_wire import (
     MESSAGES_PATH,
@@ -20,7 +18,7 @@ from app.providers.anthropic_wire import (
     request_json,
 )
 from app.providers.base import Completion, CompletionRequest, StreamEvent
-from app.providers.http import parse_json, translate_transport_errors
+from app.providers.http import HttpClient, parse_json, translate_transport_errors
 
 __all__ = ["AnthropicProvider"]
 
@@ -28,7 +26,7 @@ __all__ = ["AnthropicProvider"]
 class AnthropicProvider:
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: HttpClient,
         *,
         api_key: str | None,
         name: str = "anthropic",

@@ -13,8 +13,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from app.providers import errors as pe
 from app.providers.base import Completion, CompletionRequest, StreamDone, StreamEvent, TextDelta
 from app.providers.gemini_errors import error_from_body, error_from_response, error_object
@@ -27,7 +25,7 @@ from app.providers.gemini_wire import (
     request_json,
     visible_text,
 )
-from app.providers.http import iter_sse, parse_json, translate_transport_errors
+from app.providers.http import HttpClient, iter_sse, parse_json, translate_transport_errors
 
 __all__ = ["GeminiProvider"]
 
@@ -87,7 +85,7 @@ class GeminiStream:
 class GeminiProvider:
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: HttpClient,
         *,
         api_key: str | None,
         name: str = "gemini",

@@ -7,10 +7,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
-
-import httpx
 
 from app.providers import errors as pe
 from app.providers.base import (
@@ -24,7 +22,7 @@ from app.providers.base import (
     ToolCall,
     Usage,
 )
-from app.providers.http import iter_sse, parse_json, translate_transport_errors
+from app.providers.http import HttpClient, iter_sse, parse_json, translate_transport_errors
 
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
@@ -131,7 +129,7 @@ def parse_completion(data: Any, request_id: str | None, provider: str) -> Comple
 
 
 def error_from_response(
-    provider: str, status: int, headers: httpx.Headers, text: str
+    provider: str, status: int, headers: Mapping[str, str], text: str
 ) -> pe.ProviderError:
     request_id = headers.get("x-request-id")
     message, code = text[:500], None
@@ -160,9 +158,7 @@ def error_from_response(
 
 
 class OpenAIProvider:
-    def __init__(
-        self, client: httpx.AsyncClient, *, api_key: str | None, name: str = "openai"
-    ) -> None:
+    def __init__(self, client: HttpClient, *, api_key: str | None, name: str = "openai") -> None:
         self.name = name
         self._client = client
         self._headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
