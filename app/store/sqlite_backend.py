@@ -371,5 +371,7 @@ class SQLiteWriteBackend:
         await self._run(self._probe)
 
     async def close(self) -> None:
+        if self._conn is None:
+            return
         await self._run(self._close)
         self._thread.shutdown(wait=True)
