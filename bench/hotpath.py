@@ -414,10 +414,10 @@ def hot_rows(tmp: Path, use_wrk: bool, seconds: int, *, http_rows: bool = True) 
     bare = start_bare(tmp, "fastapi")
     pin(bare.popen.pid, 0)  # the floor runs where the service runs
     try:
-        for section in (
-            lambda: _task_rows(tmp, stub.url, seconds),
-            lambda: _http_rows(tmp, stub.url, bare.url, use_wrk, seconds),
-        ):
+        sections = [lambda: _task_rows(tmp, stub.url, seconds)]
+        if http_rows:
+            sections.append(lambda: _http_rows(tmp, stub.url, bare.url, use_wrk, seconds))
+        for section in sections:
             try:
                 rows += section()
             except Exception as exc:  # one broken section must not cost the others' rows
