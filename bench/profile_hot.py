@@ -25,10 +25,14 @@ RULES: list[tuple[str, tuple[str, ...]]] = [
     ("store writer (SQLite, its thread)", ("sqlite_backend.py", "sqlite3")),
     ("store reads (SQLAlchemy, aiosqlite)", ("sqlalchemy", "aiosqlite")),
     ("provider HTTP client (aiohttp)", ("aiohttp/",)),
-    ("provider call (resilience, llm client)", ("app/resilience/", "app/agents/llm.py",
-                                                  "app/providers/")),
-    ("event fan-out and WebSocket sends", ("app/events/", "websockets/",
-                                           "uvicorn/protocols/websockets")),
+    (
+        "provider call (resilience, llm client)",
+        ("app/resilience/", "app/agents/llm.py", "app/providers/"),
+    ),
+    (
+        "event fan-out and WebSocket sends",
+        ("app/events/", "websockets/", "uvicorn/protocols/websockets"),
+    ),
     ("store writer loop (event loop side)", ("app/store/",)),
     ("task scheduling (manager, executor)", ("app/agents/",)),
     ("pydantic", ("pydantic",)),
@@ -68,20 +72,45 @@ def main() -> int:
         out = args.raw or tmp / "profile.txt"
         try:
             recorder = subprocess.Popen(
-                [spy, "record", "-p", str(svc.popen.pid), "-d", str(args.seconds), "-r", "200",
-                 "-f", "raw", "-o", str(out), "--threads", "--nonblocking"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                [
+                    spy,
+                    "record",
+                    "-p",
+                    str(svc.popen.pid),
+                    "-d",
+                    str(args.seconds),
+                    "-r",
+                    "200",
+                    "-f",
+                    "raw",
+                    "-o",
+                    str(out),
+                    "--threads",
+                    "--nonblocking",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
             )
-            result = asyncio.run(saturate(svc.url, svc.popen.pid, clients=100,
-                                          seconds=args.seconds, tag="prof", poll_every_s=None))
+            result = asyncio.run(
+                saturate(
+                    svc.url,
+                    svc.popen.pid,
+                    clients=100,
+                    seconds=args.seconds,
+                    tag="prof",
+                    poll_every_s=None,
+                )
+            )
             recorder.wait(timeout=args.seconds + 60)
         finally:
             svc.stop()
             stub.stop()
         shares = categorize(out.read_text())
     total = sum(shares.values()) or 1
-    print(f"{result.tasks_per_s:,.0f} tasks/s, {result.cpu_ms_per_task:.2f} ms CPU per task; "
-          f"{total} samples")
+    print(
+        f"{result.tasks_per_s:,.0f} tasks/s, {result.cpu_ms_per_task:.2f} ms CPU per task; "
+        f"{total} samples"
+    )
     print("| component | share of samples |")
     print("|---|---:|")
     for name, count in shares.most_common():

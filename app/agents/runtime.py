@@ -47,7 +47,7 @@ class TaskBook:
     before its event is published; a finished task never changes again, so keeping it is
     safe with any number of replicas."""
 
-    def __init__(self, finished_max: int = 10_000) -> None:
+    def __init__(self, finished_max: int = 1_000) -> None:
         self._live: dict[str, Task] = {}
         self._finished: OrderedDict[str, Task] = OrderedDict()
         self._finished_max = finished_max

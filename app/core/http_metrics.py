@@ -16,7 +16,7 @@ import time
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.metrics import Metrics
+from app.core.metrics import Labelled, Metrics
 
 EXCLUDED = frozenset({"/health", "/metrics"})
 
@@ -24,8 +24,8 @@ EXCLUDED = frozenset({"/health", "/metrics"})
 class HttpMetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
-        self._requests: Counter = metrics.http_requests
-        self._duration: Histogram = metrics.http_duration
+        self._requests: Labelled[Counter] = metrics.http_requests
+        self._duration: Labelled[Histogram] = metrics.http_duration
         self._highr: Histogram = metrics.http_duration_highr
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -62,6 +62,27 @@ REALTIME_END_REASONS = (
 REALTIME_UPSTREAM_ERRORS = ("connect", "error_event", "closed")
 
 
+M = TypeVar("M", Counter, Gauge, Histogram)
+
+
+class Labelled(Generic[M]):
+    """A labelled metric whose children are looked up once per label set:
+    prometheus_client's `labels()` validates and takes a lock on every call, a visible
+    share of a request's CPU on the hot paths. Label sets are bounded (see BoundedLabel)."""
+
+    __slots__ = ("_children", "metric")
+
+    def __init__(self, metric: M) -> None:
+        self.metric: M = metric
+        self._children: dict[tuple[str, ...], M] = {}
+
+    def labels(self, *values: str) -> M:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self.metric.labels(*values)
+        return child
+
+
 class BoundedLabel:
     """Pass the first `limit` distinct values through; map any later newcomer to `other`."""
 
@@ -100,18 +121,22 @@ class Metrics:
             {"version": __version__}
         )
         # HTTP (app/core/http_metrics.py)
-        self.http_requests = Counter(
-            "http_requests_total",
-            "HTTP requests, by route template, method and status class.",
-            ["handler", "method", "status"],
-            registry=r,
+        self.http_requests = Labelled(
+            Counter(
+                "http_requests_total",
+                "HTTP requests, by route template, method and status class.",
+                ["handler", "method", "status"],
+                registry=r,
+            )
         )
-        self.http_duration = Histogram(
-            "http_request_duration_seconds",
-            "HTTP request latency, by route template and method.",
-            ["handler", "method"],
-            buckets=HTTP_BUCKETS,
-            registry=r,
+        self.http_duration = Labelled(
+            Histogram(
+                "http_request_duration_seconds",
+                "HTTP request latency, by route template and method.",
+                ["handler", "method"],
+                buckets=HTTP_BUCKETS,
+                registry=r,
+            )
         )
         self.http_duration_highr = Histogram(
             "http_request_duration_highr_seconds",
@@ -120,55 +145,75 @@ class Metrics:
             registry=r,
         )
         # tasks and agents
-        self.tasks_submitted = Counter(
-            "bigthree_tasks_submitted_total", "Tasks accepted.", ["kind"], registry=r
+        self.tasks_submitted = Labelled(
+            Counter("bigthree_tasks_submitted_total", "Tasks accepted.", ["kind"], registry=r)
         )
-        self.tasks_finished = Counter(
-            "bigthree_tasks_total", "Tasks finished, by outcome.", ["kind", "outcome"], registry=r
+        self.tasks_finished = Labelled(
+            Counter(
+                "bigthree_tasks_total",
+                "Tasks finished, by outcome.",
+                ["kind", "outcome"],
+                registry=r,
+            )
         )
-        self.task_duration = Histogram(
-            "bigthree_task_duration_seconds",
-            "Task run time from start to finish.",
-            ["kind", "outcome"],
-            buckets=TASK_BUCKETS,
-            registry=r,
+        self.task_duration = Labelled(
+            Histogram(
+                "bigthree_task_duration_seconds",
+                "Task run time from start to finish.",
+                ["kind", "outcome"],
+                buckets=TASK_BUCKETS,
+                registry=r,
+            )
         )
-        self.task_queue_wait = Histogram(
-            "bigthree_task_queue_wait_seconds",
-            "Time tasks spent queued before running.",
-            ["kind"],
-            buckets=TASK_BUCKETS,
-            registry=r,
+        self.task_queue_wait = Labelled(
+            Histogram(
+                "bigthree_task_queue_wait_seconds",
+                "Time tasks spent queued before running.",
+                ["kind"],
+                buckets=TASK_BUCKETS,
+                registry=r,
+            )
         )
         self.tasks_queued = Gauge("bigthree_tasks_queued", "Tasks waiting to run.", registry=r)
         self.tasks_running = Gauge("bigthree_tasks_running", "Tasks running now.", registry=r)
         self.agents = Gauge("bigthree_agents", "Registered agents (not deleted).", registry=r)
         self.draining = Gauge("bigthree_draining", "1 while shutting down.", registry=r)
         # providers
-        self.llm_requests = Counter(
-            "bigthree_llm_requests_total",
-            "Provider calls (each attempt), by outcome.",
-            ["provider", "model", "outcome"],
-            registry=r,
+        self.llm_requests = Labelled(
+            Counter(
+                "bigthree_llm_requests_total",
+                "Provider calls (each attempt), by outcome.",
+                ["provider", "model", "outcome"],
+                registry=r,
+            )
         )
-        self.llm_duration = Histogram(
-            "bigthree_llm_request_duration_seconds",
-            "Provider call latency (each attempt).",
-            ["provider", "model"],
-            buckets=LLM_BUCKETS,
-            registry=r,
+        self.llm_duration = Labelled(
+            Histogram(
+                "bigthree_llm_request_duration_seconds",
+                "Provider call latency (each attempt).",
+                ["provider", "model"],
+                buckets=LLM_BUCKETS,
+                registry=r,
+            )
         )
         self.llm_retries = Counter(
             "bigthree_llm_retries_total", "Retries scheduled.", ["provider", "reason"], registry=r
         )
-        self.llm_tokens = Counter(
-            "bigthree_llm_tokens_total",
-            "Tokens used, by direction.",
-            ["provider", "model", "direction"],
-            registry=r,
+        self.llm_tokens = Labelled(
+            Counter(
+                "bigthree_llm_tokens_total",
+                "Tokens used, by direction.",
+                ["provider", "model", "direction"],
+                registry=r,
+            )
         )
-        self.llm_cost = Counter(
-            "bigthree_llm_cost_usd_total", "Priced cost in USD.", ["provider", "model"], registry=r
+        self.llm_cost = Labelled(
+            Counter(
+                "bigthree_llm_cost_usd_total",
+                "Priced cost in USD.",
+                ["provider", "model"],
+                registry=r,
+            )
         )
         self.llm_fallbacks = Counter(
             "bigthree_llm_fallbacks_total",
@@ -194,11 +239,13 @@ class Metrics:
             ["provider"],
             registry=r,
         )
-        self.tool_calls = Counter(
-            "bigthree_tool_calls_total",
-            "Tool calls run by coder and orchestrator agents, by outcome (ok or error).",
-            ["outcome"],
-            registry=r,
+        self.tool_calls = Labelled(
+            Counter(
+                "bigthree_tool_calls_total",
+                "Tool calls run by coder and orchestrator agents, by outcome (ok or error).",
+                ["outcome"],
+                registry=r,
+            )
         )
         for outcome in ("ok", "error"):
             self.tool_calls.labels(outcome)
@@ -217,7 +264,9 @@ class Metrics:
         )
         self.store_available.set(1)
         # events and websockets
-        self.events = Counter("bigthree_events_total", "Events published.", ["origin"], registry=r)
+        self.events = Labelled(
+            Counter("bigthree_events_total", "Events published.", ["origin"], registry=r)
+        )
         self.ws_connections = Gauge(
             "bigthree_ws_connections", "Open WebSocket connections.", ["stream"], registry=r
         )

@@ -26,7 +26,9 @@ class StoreFailure(Exception):
 
 
 class RowConflict(Exception):
-    """A unit of the batch breaks a constraint (a duplicate live agent name): rolled back."""
+    """A unit of the batch is refused by the store itself — it breaks a constraint (a
+    duplicate live agent name) or holds a value the store cannot take. Rolled back; the
+    writer then commits the batch's units one by one so only the refused one fails."""
 
 
 class WriteBackend(Protocol):

@@ -186,12 +186,12 @@ class SQLiteWriteBackend:
             result = work(conn)
             conn.execute("COMMIT")
             return result
-        except sqlite3.IntegrityError as exc:
-            self._rollback(conn)
-            raise RowConflict(str(exc)) from exc
-        except sqlite3.Error as exc:
-            self._rollback(conn)
+        except (sqlite3.OperationalError, sqlite3.InternalError) as exc:
+            self._rollback(conn)  # the store cannot write now: the same batch may later
             raise _classify(exc) from exc
+        except (sqlite3.Error, TypeError, ValueError, OverflowError) as exc:
+            self._rollback(conn)  # a row the store refuses (constraint, value it cannot bind)
+            raise RowConflict(f"{type(exc).__name__}: {exc}") from exc
 
     @staticmethod
     def _rollback(conn: sqlite3.Connection) -> None:

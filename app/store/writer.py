@@ -275,10 +275,9 @@ class StoreWriter:
                 results.extend(await self._backend.commit([unit.ops]))
             except RowConflict as exc:
                 results.append(None)
+                log.error("store_write_refused", operation=unit.operation, error=str(exc))
                 if unit.future is not None and not unit.future.done():
                     unit.future.set_exception(exc)
-                else:
-                    log.error("store_write_conflict", operation=unit.operation, error=str(exc))
             except StoreFailure:
                 # the rest go back to the queue; those already committed are done
                 self._committed(batch[:i], results)
