@@ -46,6 +46,7 @@ from app.store.engine import create_engine
 from app.store.migrations import migrate
 from app.store.writer import StoreWriter
 from app.store.writers import open_write_backend
+from app.ui import install_ui
 
 log = structlog.get_logger(__name__)
 
@@ -154,6 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events_router)
     app.include_router(providers_router)
     app.include_router(realtime_router)
+    install_ui(app, settings)
     return app
 
 

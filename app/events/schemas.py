@@ -86,6 +86,8 @@ class Filterable(Protocol):
     def type(self) -> str: ...
     @property
     def agent(self) -> str | None: ...
+    @property
+    def task_id(self) -> str | None: ...
 
 
 class EventFilter(BaseModel):
@@ -93,9 +95,12 @@ class EventFilter(BaseModel):
 
     agent: str | None = None
     type: str | None = None
+    task_id: str | None = None
 
     def matches(self, event: Filterable) -> bool:
         if self.agent is not None and event.agent != self.agent:
+            return False
+        if self.task_id is not None and event.task_id != self.task_id:
             return False
         if self.type is None:
             return True

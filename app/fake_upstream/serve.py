@@ -61,8 +61,12 @@ async def serve(
     if not is_json:
         problem = ErrorSpec(message="The request body is not valid JSON.")
         payload = dumps(dialect.error_body(400, problem, None, request_id))
-        return WireResponse([payload], status_code=400, content_length=True,
-                            headers={dialect.request_id_header: request_id})
+        return WireResponse(
+            [payload],
+            status_code=400,
+            content_length=True,
+            headers={dialect.request_id_header: request_id},
+        )
     step = state.scripts.take(model) or Step()
     if not await pause(request, step.latency_s):
         return Response(status_code=499)  # the client left; nobody will read this

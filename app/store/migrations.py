@@ -39,7 +39,12 @@ def _workspaces(conn: Connection) -> None:
     add_column_if_missing(conn, "tasks", "files_changed", "JSON")
 
 
-MIGRATIONS: list[Migration] = [_initial, _usage_totals, _workspaces]
+def _events_by_task(conn: Connection) -> None:
+    """A task's events are read on their own (its event stream, `task_id` filters)."""
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_events_task_id ON events (task_id)"))
+
+
+MIGRATIONS: list[Migration] = [_initial, _usage_totals, _workspaces, _events_by_task]
 
 
 async def migrate(engine: AsyncEngine) -> int:
