@@ -418,7 +418,9 @@ async def close_sockets(held: list[Any]) -> None:
 # --- the rows -----------------------------------------------------------------------------
 
 
-def hot_rows(tmp: Path, use_wrk: bool, seconds: int, *, http_rows: bool = True) -> list[Row]:
+def hot_rows(
+    tmp: Path, use_wrk: bool, seconds: int, *, task_rows: bool = True, http_rows: bool = True
+) -> list[Row]:
     from bench.run import start_bare
 
     rows: list[Row] = []
@@ -426,7 +428,7 @@ def hot_rows(tmp: Path, use_wrk: bool, seconds: int, *, http_rows: bool = True) 
     bare = start_bare(tmp, "fastapi")
     pin(bare.popen.pid, 0)  # the floor runs where the service runs
     try:
-        sections = [lambda: _task_rows(tmp, stub.url, seconds)]
+        sections = [lambda: _task_rows(tmp, stub.url, seconds)] if task_rows else []
         if http_rows:
             sections.append(
                 lambda: _http_rows(tmp, stub.url, bare.url, use_wrk, seconds, bare.popen.pid)

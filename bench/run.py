@@ -568,9 +568,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--only",
-        choices=["all", "hot", "tasks"],
+        choices=["all", "hot", "tasks", "http"],
         default="all",
-        help="hot: only the hot-path rows (bench/hotpath.py); tasks: only its task rows",
+        help="hot: only the hot-path rows (bench/hotpath.py); tasks / http: only its task "
+        "rows / its HTTP and WebSocket rows",
     )
     args = p.parse_args(argv)
     for name in (
@@ -604,8 +605,14 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         from bench.hotpath import hot_rows
 
-        rows += hot_rows(tmp, use_wrk, args.hot_seconds, http_rows=args.only != "tasks")
-        if args.only in ("hot", "tasks"):
+        rows += hot_rows(
+            tmp,
+            use_wrk,
+            args.hot_seconds,
+            task_rows=args.only != "http",
+            http_rows=args.only != "tasks",
+        )
+        if args.only in ("hot", "tasks", "http"):
             return _finish(rows, header, began, load_at_start, "")
         with started(start_fake_upstream(tmp)) as fake_proc:
             fake = FakeUpstreamClient(fake_proc.url)
