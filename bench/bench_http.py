@@ -58,7 +58,7 @@ async def run(url: str, requests: int) -> list[tuple[str, int, float, float]]:
 
     def httpx_post(client: httpx.AsyncClient) -> Post:
         async def post() -> Any:
-            r = await client.post("/v1/chat/completions", json=BODY)
+            r = await client.post("/v1/chat/completions", json=BODY, headers={})
             return json.loads(r.text)
 
         return post
@@ -94,11 +94,11 @@ async def run(url: str, requests: int) -> list[tuple[str, int, float, float]]:
         ),
         httpx_post,
     )
-    from app.providers.http import make_client  # the service's client, as it is now
+    from app.providers.http import make_client  # the service's client (aiohttp), as it is now
     from app.resilience.timeouts import Timeouts
 
     await variant(
-        "app.providers.http.make_client",
+        "app.providers.http.make_client (AiohttpClient)",
         lambda: make_client(url, Timeouts(), 100),
         httpx_post,
     )

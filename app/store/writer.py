@@ -125,12 +125,15 @@ class StoreWriter:
         pending = dict(Counter(u.operation for u in self._queue))
         return StoreHealth(h.available, h.reason, h.detail, h.since, pending)
 
-    async def flush(self, within_s: float) -> bool:
+    async def flush(self, within_s: float, *, while_unavailable: bool = False) -> bool:
         """Wait (at most `within_s`) until everything queued so far has been written or
-        dropped; True when nothing is left."""
+        dropped; True when nothing is left. While the store cannot take writes this returns
+        at once, unless `while_unavailable` (shutdown gives a full disk its chance)."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(within_s):
                 while self._queue or self._in_flight:
+                    if not (self._health.available or while_unavailable):
+                        break
                     self._idle.clear()
                     await self._idle.wait()
         return not (self._queue or self._in_flight)
@@ -139,7 +142,7 @@ class StoreWriter:
         """Write what is queued (for at most `within_s`), stop, and report what was lost."""
         self._closing = True
         self._wake.set()
-        await self.flush(within_s)
+        await self.flush(within_s, while_unavailable=True)
         self._stop.set()
         self._wake.set()
         if self._task is not None:
@@ -342,6 +345,7 @@ class StoreWriter:
             log.error("store_unavailable", reason=exc.reason, detail=exc.detail)
         since = was.since if not was.available and was.since else time.time()
         self._health = StoreHealth(False, exc.reason, exc.detail, since)
+        self._idle.set()  # wake flushers: they stop waiting on a store that cannot write
         if was.available and self._on_availability is not None:
             self._on_availability(False)
 

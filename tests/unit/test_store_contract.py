@@ -208,7 +208,7 @@ async def test_writer_groups_a_loop_turn_and_publishes_after_commit(store: Opene
         await writer.write(event(refused=True), operation="event_posted")
     blocker.execute("ROLLBACK")
     blocker.close()
-    assert await writer.flush(10.0)
+    assert await writer.flush(10.0, while_unavailable=True)
     assert writer.health().available
     await writer.close(1.0)
     engine = create_engine(url)
