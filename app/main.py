@@ -17,6 +17,7 @@ from app import __version__
 from app.agents.endpoints import router as agents_router
 from app.agents.files import router as files_router
 from app.agents.kinds.chat import ChatRunner
+from app.agents.kinds.claude_code.runner import ClaudeCodeRunner
 from app.agents.kinds.coder import CoderRunner
 from app.agents.kinds.orchestrator import OrchestratorRunner
 from app.agents.llm import LLMClient
@@ -96,6 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         llm = LLMClient(gateway, bus=bus, metrics=metrics, usage=usage, telemetry=telemetry)
         orchestrator = OrchestratorRunner(settings)
+        claude_code = ClaudeCodeRunner(settings, bus)
+        claude_code.start()  # kill CLI processes a crash left behind
         manager = AgentManager(
             settings=settings,
             agents=AgentRepository(engine),
@@ -108,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "chat": ChatRunner(),
                 "coder": CoderRunner(settings),
                 "orchestrator": orchestrator,
+                "claude_code": claude_code,
             },
         )
         orchestrator.bind(manager)
@@ -120,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await manager.shutdown()
+            await claude_code.aclose()
             hub.close_all(GOING_AWAY)
             bus.emit("service.stopped", payload={})
             await writer.close(within_s=settings.store_shutdown_write_s)  # logs what is lost
@@ -159,7 +164,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-_INTERNAL = frozenset({"service", "provider", "agent", "realtime"})
+# sources of the service's own events (claude_code: Claude Code's hooks, run in-process)
+_INTERNAL = frozenset({"service", "provider", "agent", "realtime", "claude_code"})
 
 
 def _safe_url(settings: Settings) -> str:

@@ -34,7 +34,7 @@ from app.events.service import EventBus
 from app.providers.errors import ProviderError
 from app.resilience.errors import DeadlineExceeded, ResilienceError
 from app.resilience.timeouts import Deadline, deadline_scope
-from app.store.rows import NewEvent, TaskFinished, TaskStarted
+from app.store.rows import AgentSessionSaved, NewEvent, TaskFinished, TaskStarted
 from app.store.writer import StoreWriter
 
 # The `Deadline` is what ends a task on time: provider calls bound each attempt by it, so a
@@ -210,7 +210,13 @@ class TaskExecutor:
         deadline = Deadline.after(task.timeout_s)
         result: str | None = None
         error: TaskError | None = None
-        ctx = RunContext(self._llm, call, lambda: self._history(rt), emit=self._task_emitter(task))
+        ctx = RunContext(
+            self._llm,
+            call,
+            lambda: self._history(rt),
+            emit=self._task_emitter(task),
+            remember_session=lambda session_id: self._remember_session(rt, session_id),
+        )
         with structlog.contextvars.bound_contextvars(agent=agent.name, task_id=task.id):
             try:
                 async with asyncio.timeout(task.timeout_s + DEADLINE_BACKSTOP_S):
@@ -363,6 +369,15 @@ class TaskExecutor:
             attempts=call.attempts,
             error_type=error.type if error else None,
         )
+
+    async def _remember_session(self, rt: AgentRuntime, session_id: str | None) -> None:
+        """Keep the agent's new upstream session id, in memory and in the store."""
+        if session_id == rt.agent.session_id:
+            return
+        await self._writer.write_durable(
+            AgentSessionSaved(rt.agent.id, session_id), operation="agent_session"
+        )
+        rt.agent = rt.agent.model_copy(update={"session_id": session_id})
 
     async def _history(self, rt: AgentRuntime) -> list[Task]:
         """The agent's last succeeded tasks, oldest first: read from the store once, then

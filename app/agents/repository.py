@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.agents.schemas import Agent, AgentState, Task, TaskState, UsageOut
+from app.agents.schemas import Agent, AgentState, ClaudeCodeOptions, Task, TaskState, UsageOut
 from app.store.schema import agents, tasks, usage_totals
 
 
@@ -19,7 +19,15 @@ def _usage(row: Any) -> UsageOut:
     return UsageOut(input_tokens=i, output_tokens=o, cached_input_tokens=cached, total_tokens=i + o)
 
 
+def claude_code_options(row: Any) -> ClaudeCodeOptions | None:
+    """A claude_code agent's settings, from the `options` column (None for other kinds)."""
+    if row["kind"] != "claude_code":
+        return None
+    return ClaudeCodeOptions.model_validate(row.get("options") or {})
+
+
 def agent_from_row(row: Any) -> Agent:
+    cc = claude_code_options(row)
     return Agent(
         id=row["id"],
         name=row["name"],
@@ -30,6 +38,11 @@ def agent_from_row(row: Any) -> Agent:
         fallbacks=row["fallbacks"] or [],
         stream=bool(row.get("stream", False)),
         workspace=row.get("workspace"),
+        allowed_tools=cc.allowed_tools if cc else None,
+        disallowed_tools=cc.disallowed_tools if cc else None,
+        permission_mode=cc.permission_mode if cc else None,
+        max_turns=cc.max_turns if cc else None,
+        session_id=row.get("session_id") if cc else None,
         state=AgentState(row["state"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
@@ -59,6 +72,7 @@ def task_from_row(row: Any) -> Task:
         queue_wait_s=None if started is None else max(0.0, started - row["created_at"]),
         run_s=None if started is None or finished is None else max(0.0, finished - started),
         files_changed=row.get("files_changed") or [],
+        new_session=bool(row.get("new_session", False)),
     )
 
 

@@ -27,9 +27,13 @@ import structlog
 
 from app.agents.executor import TaskExecutor
 from app.agents.kinds.base import AgentKindRunner
+from app.agents.kinds.claude_code.availability import (
+    CLAUDE_CODE_PROVIDER,
+    check_claude_code_agent,
+)
 from app.agents.kinds.coder import open_workspace
 from app.agents.llm import LLMClient
-from app.agents.repository import AgentRepository, TaskRepository
+from app.agents.repository import AgentRepository, TaskRepository, agent_from_row
 from app.agents.runtime import (
     CANCELLED_MESSAGE,
     INTERRUPTED_MESSAGE,
@@ -39,6 +43,7 @@ from app.agents.runtime import (
     new_id,
 )
 from app.agents.schemas import (
+    WORKSPACE_KINDS,
     Agent,
     AgentCost,
     AgentCreate,
@@ -181,6 +186,10 @@ class AgentManager:
         if len(self._runtimes) >= self._settings.max_agents:
             raise TooManyRequests(f"agent limit reached ({self._settings.max_agents})")
         provider = spec.provider or self._settings.default_provider
+        options = None
+        if spec.kind == "claude_code":
+            provider = spec.provider or CLAUDE_CODE_PROVIDER
+            options = check_claude_code_agent(self._settings, spec, provider).model_dump()
         if provider not in self._llm.provider_names:
             raise InvalidInput(f"provider {provider!r} is not configured")
         workspace = None
@@ -200,26 +209,11 @@ class AgentManager:
             fallbacks=[f.model_dump() for f in spec.fallbacks],
             stream=spec.stream,
             workspace=workspace,
+            options=options,
             state=AgentState.IDLE.value,
             created_at=now,
         )
-        agent = Agent(
-            id=row.id,
-            name=row.name,
-            kind=row.kind,
-            provider=row.provider,
-            model=row.model,
-            instructions=row.instructions,
-            fallbacks=spec.fallbacks,
-            stream=row.stream,
-            workspace=row.workspace,
-            state=AgentState.IDLE,
-            created_at=now,
-            updated_at=now,
-            usage=UsageOut(),
-            cost_usd=0.0,
-            tasks_total=0,
-        )
+        agent = agent_from_row(row.as_stored())  # the same mapping as a row read back
         event = self._bus.new_event(
             "agent.created",
             agent=agent.name,
@@ -286,20 +280,22 @@ class AgentManager:
     async def list_agent_files(
         self, name: str, glob: str = "**", limit: int = 1000
     ) -> tuple[list[FileInfo], bool]:
-        """A coder agent's workspace files (and whether the list was cut at `limit`)."""
+        """A coder or claude_code agent's workspace files (and whether the list was cut)."""
         workspace = self._workspace_of(name)
         return await asyncio.to_thread(workspace.list_files, glob, limit)
 
     async def read_agent_file(self, name: str, path: str) -> str:
-        """One text file of a coder agent's workspace, through its sandbox."""
+        """One text file of a coder or claude_code agent's workspace, through its sandbox."""
         workspace = self._workspace_of(name)
         return await asyncio.to_thread(workspace.read_text, path)
 
     def _workspace_of(self, name: str) -> Workspace:
         """Raises NotFound for non-coders and `WorkspaceError` for sandbox refusals."""
         agent = self.get_agent(name)
-        if agent.kind != "coder":
-            raise NotFound(f"{name} is a {agent.kind} agent; only coder agents have files")
+        if agent.kind not in WORKSPACE_KINDS:
+            raise NotFound(
+                f"{name} is a {agent.kind} agent; only coder and claude_code agents have files"
+            )
         return open_workspace(self._settings, agent)
 
     async def report_costs(self) -> CostReport:
@@ -346,6 +342,8 @@ class AgentManager:
         timeout = spec.timeout_s or settings.default_task_timeout_s
         if timeout > settings.max_task_timeout_s:
             raise InvalidInput(f"timeout_s must be at most {settings.max_task_timeout_s}")
+        if spec.new_session and rt.agent.kind != "claude_code":
+            raise InvalidInput("new_session is for claude_code agents")
         if len(rt.queue) >= settings.max_queued_tasks_per_agent:
             raise TooManyRequests(
                 f"agent {name!r} already has {len(rt.queue)} queued tasks; try again later"
@@ -360,6 +358,7 @@ class AgentManager:
             timeout_s=timeout,
             created_at=now,
             order_key=self._order,
+            new_session=spec.new_session,
         )
         task = Task(
             id=row.id,
@@ -372,6 +371,7 @@ class AgentManager:
             attempts=0,
             timeout_s=timeout,
             created_at=now,
+            new_session=spec.new_session,
         )
 
         def stored(_seqs: list[int]) -> None:

@@ -13,9 +13,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from app.agents.kinds.claude_code.availability import CLAUDE_CODE_PROVIDER
 from app.agents.schemas import (
     AGENT_NAME_PATTERN,
     MODEL_PATTERN,
+    WORKSPACE_KINDS,
     Agent,
     AgentCreate,
     Task,
@@ -50,8 +52,10 @@ class NoArgs(_Args):
 
 class CreateAgentArgs(_Args):
     name: str = Field(pattern=AGENT_NAME_PATTERN, description="lowercase, digits, '-', '_'")
-    kind: Literal["chat", "coder", "orchestrator"] = Field(
-        "chat", description="chat: conversation; coder: edits files in its own workspace"
+    kind: Literal["chat", "coder", "orchestrator", "claude_code"] = Field(
+        "chat",
+        description="chat: conversation; coder: edits files in its own workspace; "
+        "claude_code: Claude Code (edits, searches, plans) in its own workspace, on anthropic",
     )
     provider: ProviderName | None = Field(None, description="default: the orchestrator's")
     model: str | None = Field(None, pattern=MODEL_PATTERN, description="default: by provider")
@@ -86,7 +90,7 @@ class AgentNameArgs(_Args):
 
 
 class ReadAgentFileArgs(_Args):
-    name: str = Field(pattern=AGENT_NAME_PATTERN, description="a coder agent")
+    name: str = Field(pattern=AGENT_NAME_PATTERN, description="a coder or claude_code agent")
     path: str = Field(description="path inside that agent's workspace")
 
 
@@ -138,7 +142,7 @@ class OrchestratorToolset(Toolset):
                 Tool("delete_agent", "Delete an agent.", AgentNameArgs, self.delete_agent),
                 Tool(
                     "read_agent_file",
-                    "Read a text file from a coder agent's workspace.",
+                    "Read a text file from a coder or claude_code agent's workspace.",
                     ReadAgentFileArgs,
                     self.read_agent_file,
                 ),
@@ -170,6 +174,8 @@ class OrchestratorToolset(Toolset):
         if args.kind == "orchestrator" and not self._settings.orchestrator_may_create_orchestrators:
             raise GuardRail("orchestrators may not create orchestrators here")
         default = self._caller.provider if self._caller else self._settings.default_provider
+        if args.kind == "claude_code":
+            default = CLAUDE_CODE_PROVIDER  # Claude Code only talks to Anthropic
         provider = args.provider or default
         try:
             spec = AgentCreate.model_validate(
@@ -221,8 +227,11 @@ class OrchestratorToolset(Toolset):
 
     async def read_agent_file(self, args: ReadAgentFileArgs) -> ToolResult:
         agent = self._manager.get_agent(args.name)
-        if agent.kind != "coder":  # said to the model in its own words
-            raise ToolError(f"{args.name} is a {agent.kind} agent; only coders have files")
+        if agent.kind not in WORKSPACE_KINDS:  # said to the model in its own words
+            raise ToolError(
+                f"{args.name} is a {agent.kind} agent; only coders and claude_code agents have "
+                "files"
+            )
         text = await self._manager.read_agent_file(args.name, args.path)
         content, _, _, total = slice_lines(text, None, None)
         return ToolResult(content, data={"agent": args.name, "path": args.path, "lines": total})

@@ -99,16 +99,34 @@ class Settings(BaseSettings):
         1_073_741_824, ge=1024, description="Most bytes a workspace may hold after a write."
     )
     tool_loop_max_steps: int = Field(
-        25, ge=1, le=1000, description="Model calls per coder/orchestrator task."
+        25,
+        ge=1,
+        le=1000,
+        description="Model calls per coder/orchestrator task; a claude_code agent's default "
+        "max_turns.",
     )
     task_max_cost_usd: float = Field(
-        5.0, ge=0, description="USD one coder/orchestrator task may spend (0: no cap)."
+        5.0, ge=0, description="USD one coder/orchestrator/claude_code task may spend (0: no cap)."
     )
     orchestrator_max_created_agents: int = Field(
         5, ge=0, le=1000, description="Agents one orchestrator task may create."
     )
     orchestrator_may_create_orchestrators: bool = Field(
         False, description="Let an orchestrator create orchestrator agents."
+    )
+
+    # --- claude_code agents (the `claude-code` extra) -----------------------------------
+    claude_code_cli_path: Path | None = Field(
+        None, description="The Claude Code CLI to run. Empty: the one bundled with the SDK."
+    )
+    claude_code_allow_bash: bool = Field(
+        False, description="Give claude_code agents the Bash tool unless they list their tools."
+    )
+    claude_code_max_retries: int = Field(
+        1, ge=0, le=10, description="The CLI's own API retries (CLAUDE_CODE_MAX_RETRIES)."
+    )
+    claude_code_stop_grace_s: float = Field(
+        5.0, gt=0, le=60, description="After an interrupt, wait this long before killing the CLI."
     )
 
     # --- events -------------------------------------------------------------------------

@@ -110,6 +110,7 @@ STORE_WRITE_OPERATIONS = (
     "events",
     "usage",
     "prune",
+    "agent_session",
 )
 
 

@@ -24,6 +24,7 @@ from fastapi.responses import StreamingResponse
 
 from app.core.errors import InvalidInput
 from app.core.security import refuse_unauthorized, websocket_subprotocol
+from app.events.external import external_event
 from app.events.hub import SLOW_CONSUMER, Subscription
 from app.events.schemas import Event, EventFilter, EventIn, EventPage, LiveEvent
 from app.events.stream import follow_task, replay_then_follow, terminal_seq
@@ -44,16 +45,7 @@ KEEPALIVE_S = 15.0  # an SSE comment this often keeps idle proxies from closing 
 async def post_event(body: EventIn, bus: BusDep) -> Response:
     """201: the event is stored (and then streamed); 503 `storage_unavailable`: it is not,
     and never will be — send it again later."""
-    event = await bus.append(
-        bus.new_event(
-            body.event_type,
-            source=body.event_source,
-            agent=body.agent,
-            task_id=body.task_id,
-            session_id=body.session_id,
-            payload=body.event_payload(),
-        )
-    )
+    event = await bus.append(external_event(bus, body))
     return Response(event.frame, status_code=201, media_type="application/json")
 
 

@@ -37,8 +37,40 @@ class NewAgent:
     fallbacks: list[dict[str, Any]]
     stream: bool
     workspace: str | None
+    options: dict[str, Any] | None  # kind-specific settings (claude_code)
     state: str
     created_at: float
+
+    def as_stored(self) -> dict[str, Any]:
+        """The agents row this insert makes (fresh totals, no session yet)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "provider": self.provider,
+            "model": self.model,
+            "instructions": self.instructions,
+            "fallbacks": self.fallbacks,
+            "stream": self.stream,
+            "workspace": self.workspace,
+            "options": self.options,
+            "session_id": None,
+            "state": self.state,
+            "created_at": self.created_at,
+            "updated_at": self.created_at,
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "cost_usd": 0.0,
+            "tasks_total": 0,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSessionSaved:
+    """A claude_code agent's upstream session id (None: start afresh)."""
+
+    agent_id: str
+    session_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +90,7 @@ class NewTask:
     timeout_s: float
     created_at: float
     order_key: int
+    new_session: bool = False  # claude_code: start a new upstream session
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +142,7 @@ class EventsPruned:
 WriteOp = (
     NewEvent
     | NewAgent
+    | AgentSessionSaved
     | AgentDeleted
     | NewTask
     | TaskStarted

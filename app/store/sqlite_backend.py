@@ -33,6 +33,7 @@ from sqlalchemy.sql import ClauseElement
 from app.store.backend import RowConflict, StoreFailure
 from app.store.rows import (
     AgentDeleted,
+    AgentSessionSaved,
     EventsPruned,
     NewAgent,
     NewEvent,
@@ -66,6 +67,9 @@ def _b(name: str) -> Any:
 
 _INSERT_EVENT = _compile(insert(events).values({c.name: _b(c.name) for c in events.columns}))
 _INSERT_AGENT = _compile(insert(agents).values({c.name: _b(c.name) for c in agents.columns}))
+_SAVE_SESSION = _compile(
+    update(agents).where(agents.c.id == _b("agent_id")).values(session_id=_b("session_id"))
+)
 _DELETE_AGENT = _compile(
     update(agents)
     .where(agents.c.id == _b("agent_id"))
@@ -289,6 +293,7 @@ class SQLiteWriteBackend:
                         "finished_at": None,
                         "order_key": op.order_key,
                         "files_changed": None,
+                        "new_session": op.new_session,
                     }
                 ),
             )
@@ -309,28 +314,14 @@ class SQLiteWriteBackend:
                 ),
             )
         elif isinstance(op, NewAgent):
+            row = op.as_stored()
+            row["fallbacks"] = _json(row["fallbacks"])
+            row["options"] = _json(row["options"])
+            conn.execute(_INSERT_AGENT.sql, _INSERT_AGENT.params(row))
+        elif isinstance(op, AgentSessionSaved):
             conn.execute(
-                _INSERT_AGENT.sql,
-                _INSERT_AGENT.params(
-                    {
-                        "id": op.id,
-                        "name": op.name,
-                        "kind": op.kind,
-                        "provider": op.provider,
-                        "model": op.model,
-                        "instructions": op.instructions,
-                        "fallbacks": _json(op.fallbacks),
-                        "stream": op.stream,
-                        "workspace": op.workspace,
-                        "state": op.state,
-                        "created_at": op.created_at,
-                        "updated_at": op.created_at,
-                        "input_tokens": 0,
-                        "output_tokens": 0,
-                        "cost_usd": 0.0,
-                        "tasks_total": 0,
-                    }
-                ),
+                _SAVE_SESSION.sql,
+                _SAVE_SESSION.params({"agent_id": op.agent_id, "session_id": op.session_id}),
             )
         elif isinstance(op, AgentDeleted):
             conn.execute(
