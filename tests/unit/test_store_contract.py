@@ -21,6 +21,7 @@ from app.store.engine import create_engine
 from app.store.migrations import migrate
 from app.store.rows import (
     AgentDeleted,
+    AgentSessionSaved,
     EventsPruned,
     NewAgent,
     NewEvent,
@@ -76,7 +77,7 @@ def event(type_: str = "t", **payload: object) -> NewEvent:
 
 
 def agent(name: str = "a", id_: str = "ag1") -> NewAgent:
-    return NewAgent(id_, name, "chat", "openai", "m", "", [], False, None, "idle", 1.0)
+    return NewAgent(id_, name, "chat", "openai", "m", "", [], False, None, None, "idle", 1.0)
 
 
 async def test_seqs_rise_by_one_per_event_across_units(store: Opened) -> None:
@@ -218,3 +219,31 @@ async def test_writer_groups_a_loop_turn_and_publishes_after_commit(store: Opene
         await engine.dispose()
     assert payloads == [{"kept": True}]
     assert published[-1] == 7
+
+
+async def test_agent_options_and_session_are_stored(store: Opened) -> None:
+    backend, _, url = store
+    cc = NewAgent(
+        "cc1",
+        "cc",
+        "claude_code",
+        "anthropic",
+        "m",
+        "",
+        [],
+        False,
+        None,
+        {"max_turns": 7},
+        "idle",
+        1.0,
+    )
+    await backend.commit([[cc], [NewTask("t1", "cc1", "cc", "hi", 30.0, 2.0, 1, True)]])
+    await backend.commit([[AgentSessionSaved("cc1", "sess-1")]])
+    engine = create_engine(url)
+    try:
+        (stored,) = await AgentRepository(engine).live()
+        assert (stored.max_turns, stored.session_id) == (7, "sess-1")
+        task = await TaskRepository(engine).get("t1")
+        assert task is not None and task.new_session
+    finally:
+        await engine.dispose()
