@@ -1,23 +1,25 @@
 """create_app(): the FastAPI application, its middleware, routes and lifespan.
 
-The lifespan builds every stateful object once — store, coordination, event bus, providers
-(one httpx client each), resilience policies, the AgentManager — and tears them down in
-reverse order, each whatever happened to the others (`Teardown`). This is the composition
-root: the one module that knows every domain and wires their dependencies together.
+The lifespan builds every stateful object once — store and its writer, coordination, event
+bus, providers (one httpx client each), resilience policies, the AgentManager — and tears
+them down in reverse order, each whatever happened to the others (`Teardown`). This is the
+composition root: the one module that knows every domain and wires their dependencies.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from prometheus_fastapi_instrumentator import Instrumentator
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import __version__
+from app.agents.claims import TaskClaims
+from app.agents.directory import AgentDirectory
 from app.agents.endpoints import router as agents_router
 from app.agents.files import router as files_router
 from app.agents.kinds.chat import ChatRunner
@@ -27,20 +29,24 @@ from app.agents.kinds.orchestrator import OrchestratorRunner
 from app.agents.llm import LLMClient
 from app.agents.repository import AgentRepository, TaskRepository, UsageRepository
 from app.agents.service import AgentManager
+from app.agents.shared import SharedAgentManager
 from app.agents.task_events import router as task_events_router
-from app.agents.telemetry import GatewayCollector, ResilienceTelemetry, count_tool_results
-from app.agents.usage import UsageLedger
-from app.coordination import build_broadcast, new_replica_id
+from app.agents.telemetry import ResilienceTelemetry, count_tool_results
+from app.agents.usage import UsageAccounting
+from app.coordination import Broadcast, build_broadcast, new_replica_id
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
+from app.core.http_metrics import HttpMetricsMiddleware
 from app.core.lifecycle import Teardown
-from app.core.metrics import Metrics
+from app.core.metrics import GatewayCollector, Metrics
 from app.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from app.events.endpoints import router as events_router
+from app.events.follow import LogFollower
 from app.events.hub import GOING_AWAY, Hub
 from app.events.repository import EventRepository
+from app.events.schemas import LiveEvent
 from app.events.service import EventBus
-from app.health.checks import Readiness
+from app.health.checks import Condition, Readiness
 from app.health.docs import install_docs
 from app.health.endpoints import router as health_router
 from app.providers.control import BreakerControl
@@ -53,6 +59,8 @@ from app.realtime.service import RealtimeService
 from app.state import State
 from app.store.engine import create_engine, ping
 from app.store.migrations import upgrade_database
+from app.store.writer import StoreWriter
+from app.store.writers import open_write_backend
 from app.ui import install_ui
 
 log = structlog.get_logger(__name__)
@@ -82,11 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
-    Instrumentator(
-        should_group_status_codes=True,
-        excluded_handlers=["/metrics", "/health"],  # probes: frequent, and never interesting
-        registry=metrics.registry,
-    ).instrument(app)
+    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -120,6 +124,15 @@ async def _start(app: FastAPI, settings: Settings, metrics: Metrics, teardown: T
     await upgrade_database(url)
     engine = create_engine(url)
     teardown.add("store", engine.dispose)
+    writer = StoreWriter(
+        open_write_backend(settings),
+        request_timeout_s=settings.store_write_timeout_s,
+        on_retry=lambda operation: metrics.store_write_retries.labels(operation).inc(),
+        on_availability=lambda up: metrics.store_available.set(1 if up else 0),
+    )
+    await writer.start()
+    # logs what could not be written
+    teardown.add("store writer", lambda: writer.close(within_s=settings.store_shutdown_write_s))
     broadcast = build_broadcast(
         settings.redis_url, prefix=settings.redis_prefix, replica_id=new_replica_id()
     )
@@ -127,6 +140,7 @@ async def _start(app: FastAPI, settings: Settings, metrics: Metrics, teardown: T
     teardown.add("coordination", broadcast.aclose)
     hub = Hub(settings.ws_queue_size)
     bus = EventBus(
+        writer,
         EventRepository(engine),
         hub,
         payload_max_bytes=settings.event_payload_max_bytes,
@@ -136,8 +150,6 @@ async def _start(app: FastAPI, settings: Settings, metrics: Metrics, teardown: T
     bus.add_listener(
         lambda e: metrics.events.labels("internal" if e.source in _INTERNAL else "external").inc()
     )
-    await bus.start()
-    teardown.add("event bus", bus.stop)  # flushes what is still pending
     teardown.add("service.stopped event", lambda: bus.emit("service.stopped", payload={}))
     teardown.add("event streams", lambda: hub.close_all(GOING_AWAY))
     telemetry = ResilienceTelemetry(bus, metrics)
@@ -149,44 +161,47 @@ async def _start(app: FastAPI, settings: Settings, metrics: Metrics, teardown: T
     )
     teardown.add("providers", gateway.aclose)
     metrics.registry.register(GatewayCollector(gateway))
-    usage = UsageLedger(UsageRepository(engine))
-    usage.start()
-    teardown.add("usage ledger", usage.aclose)
-    llm = LLMClient(
-        gateway,
-        bus=bus,
+    usage = UsageAccounting(
+        prices=PriceTable.load(settings.pricing_file),  # loaded once, for every caller
         metrics=metrics,
-        prices=PriceTable.load(settings.pricing_file),
-        usage=usage,
-        telemetry=telemetry,
+        writer=writer,
+        repository=UsageRepository(engine),
     )
+    llm = LLMClient(gateway, bus=bus, metrics=metrics, usage=usage, telemetry=telemetry)
     orchestrator = OrchestratorRunner(settings)
     claude_code = ClaudeCodeRunner(settings, bus)
     claude_code.start()  # kill CLI processes a crash left behind
     teardown.add("claude code", claude_code.aclose)
-    manager = AgentManager(
-        settings=settings,
-        agents=AgentRepository(engine),
-        tasks=TaskRepository(engine),
-        bus=bus,
-        llm=llm,
-        metrics=metrics,
-        runners={
+    parts: dict[str, Any] = {
+        "settings": settings,
+        "agents": AgentRepository(engine),
+        "tasks": TaskRepository(engine),
+        "writer": writer,
+        "bus": bus,
+        "llm": llm,
+        "metrics": metrics,
+        "runners": {
             "chat": ChatRunner(),
             "coder": CoderRunner(settings),
             "orchestrator": orchestrator,
             "claude_code": claude_code,
         },
-    )
+    }
+    manager: AgentManager
+    if engine.dialect.name == "postgresql":
+        manager = await _shared_manager(engine, bus, hub, broadcast, settings, parts, teardown)
+    else:
+        manager = AgentManager(**parts)
     orchestrator.bind(manager)
     await manager.start()
     teardown.add("agents", manager.shutdown)
     readiness = Readiness()
     readiness.probe("postgres" if engine.dialect.name == "postgresql" else "store", _pinger(engine))
+    readiness.condition("store_writes", lambda: _store_writes(writer))
     if broadcast.backend == "redis":
         readiness.probe("redis", broadcast.ping)
     readiness.flag("draining", lambda: manager.draining, "draining: the service is shutting down")
-    state = State(settings, metrics, engine, hub, bus, manager, gateway, broadcast)
+    state = State(settings, metrics, engine, hub, bus, writer, manager, gateway, broadcast)
     app.state.bigthree = state
     app.state.settings = settings
     app.state.metrics = metrics
@@ -204,6 +219,54 @@ async def _start(app: FastAPI, settings: Settings, metrics: Metrics, teardown: T
         database=_safe_url(settings),
         replica=broadcast.replica_id,
         coordination=broadcast.backend,
+    )
+
+
+async def _shared_manager(
+    engine: AsyncEngine,
+    bus: EventBus,
+    hub: Hub,
+    broadcast: Broadcast,
+    settings: Settings,
+    parts: dict[str, Any],
+    teardown: Teardown,
+) -> SharedAgentManager:
+    """Scale-out (PostgreSQL): the database is the queue and the event log every replica
+    follows; see app/agents/shared.py."""
+    events = EventRepository(engine)
+    manager_ref: list[SharedAgentManager] = []
+
+    async def on_batch(batch: list[LiveEvent]) -> None:
+        if manager_ref:
+            await manager_ref[0].on_events(batch)
+
+    follower = LogFollower(events, hub, broadcast, on_batch=on_batch)
+    bus.follow(follower)
+    await follower.start()
+    teardown.add("event follower", follower.aclose)
+    manager = SharedAgentManager(
+        claims=TaskClaims(engine, replica_id=broadcast.replica_id, lease_s=settings.task_lease_s),
+        directory=AgentDirectory(engine),
+        follower=follower,
+        events=events,
+        broadcast=broadcast,
+        **parts,
+    )
+    manager_ref.append(manager)
+    return manager
+
+
+def _store_writes(writer: StoreWriter) -> Condition | None:
+    """Not ready while the store cannot take writes (what is kept meanwhile, by operation)."""
+    health = writer.health()
+    if health.available:
+        return None
+    kept = sum(health.pending_writes.values())
+    return Condition(
+        value=health.reason or "unavailable",
+        reason=f"store cannot take writes ({health.reason}: {health.detail}); "
+        f"{kept} writes kept until it can",
+        details={"pending_writes": health.pending_writes} if health.pending_writes else {},
     )
 
 

@@ -18,6 +18,7 @@ from app.core.metrics import Metrics
 from app.events.hub import Hub
 from app.events.service import EventBus
 from app.providers.gateway import ProviderGateway
+from app.store.writer import StoreWriter
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,7 @@ class State:
     engine: AsyncEngine
     hub: Hub
     bus: EventBus
+    writer: StoreWriter
     manager: AgentManager
     gateway: ProviderGateway
     broadcast: Broadcast

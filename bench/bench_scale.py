@@ -83,7 +83,7 @@ class Arrivals:
 
     def __init__(self, url: str) -> None:
         self.latencies: list[float] = []
-        self._ws = open_events(url, type="task.succeeded")
+        self._ws = open_events(url, type="task.succeeded").__enter__()
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
@@ -91,13 +91,13 @@ class Arrivals:
         import json
 
         try:
-            for message in self._ws:
-                self.latencies.append(time.time() - json.loads(message)["ts"])
-        except Exception:
+            while True:
+                self.latencies.append(time.time() - json.loads(self._ws.recv())["ts"])
+        except Exception:  # closed
             return
 
     def close(self) -> None:
-        self._ws.close()
+        self._ws.__exit__(None, None, None)
         self._thread.join(timeout=10)
 
 

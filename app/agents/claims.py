@@ -14,7 +14,7 @@ replica, so the survivors simply go on claiming them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +22,12 @@ from sqlalchemy import and_, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.agents.schemas import TaskState
-from app.store.schema import tasks
+from app.agents.schemas import AgentState, TaskState
+from app.store.pg_backend import append_events, newest_seq_locked
+from app.store.rows import NewEvent
+from app.store.schema import agents, tasks
+
+EventFor = Callable[["ClaimedRow"], NewEvent]
 
 # the database's clock, in epoch seconds like every time column
 DB_NOW = func.extract("epoch", func.clock_timestamp())
@@ -52,6 +56,7 @@ class TaskClaims:
         `exclude_agents`: agent ids this replica will not take now (e.g. deleted locally).
         """
         unfinished = tasks.c.state.in_([TaskState.QUEUED, TaskState.RUNNING])
+        live_agents = select(agents.c.id).where(agents.c.state != AgentState.DELETED)
         heads = (
             select(tasks.c.id, tasks.c.state)
             .where(unfinished)
@@ -65,6 +70,7 @@ class TaskClaims:
             # re-checked on the locked row's newest version: a head claimed by another
             # replica since this statement's snapshot no longer qualifies
             .where(heads.c.state == TaskState.QUEUED, tasks.c.state == TaskState.QUEUED)
+            .where(tasks.c.agent_id.in_(live_agents))
             .order_by(tasks.c.order_key)
             .limit(1)
             .with_for_update(of=tasks, skip_locked=True)
@@ -96,10 +102,17 @@ class TaskClaims:
 
     async def renew(self) -> list[str]:
         """Extend the lease of every task this replica runs; return the ids of those whose
-        cancel was requested (by a replica that could not reach this one)."""
+        cancel was requested (by a replica that could not reach this one). A row another
+        transaction holds (its outcome being written) is skipped, never waited for: no
+        deadlock with the writer, and a finishing task needs no lease."""
+        mine = (
+            select(tasks.c.id)
+            .where(tasks.c.claimed_by == self.replica_id, tasks.c.state == TaskState.RUNNING)
+            .with_for_update(skip_locked=True)
+        )
         statement = (
             update(tasks)
-            .where(tasks.c.claimed_by == self.replica_id, tasks.c.state == TaskState.RUNNING)
+            .where(tasks.c.id.in_(mine.scalar_subquery()))
             .values(lease_expires_at=DB_NOW + self.lease_s)
             .returning(tasks.c.id, tasks.c.cancel_requested)
         )
@@ -117,8 +130,9 @@ class TaskClaims:
         async with self._engine.begin() as conn:
             return bool((await conn.execute(statement)).rowcount)
 
-    async def expire(self, *, error: Mapping[str, Any]) -> list[ClaimedRow]:
-        """Mark `interrupted` every running task whose lease ran out (its replica died)."""
+    async def expire(self, *, error: Mapping[str, Any], event: EventFor) -> list[int]:
+        """Mark `interrupted` every running task whose lease ran out (its replica died),
+        with each one's `event(row)` in the same transaction; return the events' seqs."""
         statement = (
             update(tasks)
             .where(
@@ -130,9 +144,35 @@ class TaskClaims:
             .values(state=TaskState.INTERRUPTED, error=dict(error), finished_at=DB_NOW)
             .returning(*tasks.c)
         )
+        return await self._finish(statement, event)
+
+    async def cancel_queued(
+        self,
+        *,
+        error: Mapping[str, Any],
+        event: EventFor,
+        task_id: str | None = None,
+        agent_id: str | None = None,
+    ) -> list[int]:
+        """Mark `cancelled` the task (or every task of the agent) still queued — not one a
+        replica claimed meanwhile — with their events; return the events' seqs."""
+        statement = update(tasks).where(tasks.c.state == TaskState.QUEUED)
+        if task_id is not None:
+            statement = statement.where(tasks.c.id == task_id)
+        if agent_id is not None:
+            statement = statement.where(tasks.c.agent_id == agent_id)
+        statement = statement.values(
+            state=TaskState.CANCELLED, error=dict(error), finished_at=DB_NOW
+        ).returning(*tasks.c)
+        return await self._finish(statement, event)
+
+    async def _finish(self, statement: Any, event: EventFor) -> list[int]:
         async with self._engine.begin() as conn:
+            # the events lock first, as the writer takes it: the same lock order, no deadlock
+            base = await newest_seq_locked(conn)
             rows = (await conn.execute(statement)).mappings().all()
-        return [ClaimedRow(dict(row)) for row in rows]
+            new = [event(ClaimedRow(dict(row))) for row in rows]
+            return await append_events(conn, new, newest=base)
 
     async def queued_count(self, agent_id: str) -> int:
         statement = select(func.count()).where(

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.agents.repository import agent_from_row
 from app.agents.schemas import Agent, AgentState, TaskState
-from app.events.schemas import Event
+from app.events.schemas import LiveEvent
 from app.store.schema import agents, tasks
 
 
@@ -36,11 +36,19 @@ class AgentDirectory:
     def __len__(self) -> int:
         return len(self._agents)
 
+    async def fetch(self, name: str) -> Agent | None:
+        """Read one live agent now (a task of it was claimed before its event was seen)."""
+        found = await self._read({name})
+        if found:
+            self._agents[name] = found[0]
+            return found[0]
+        return None
+
     async def load(self) -> None:
         """Read every live agent."""
         self._agents = {a.name: a for a in await self._read(None)}
 
-    async def refresh(self, events: Iterable[Event]) -> None:
+    async def refresh(self, events: Iterable[LiveEvent]) -> None:
         """Re-read the agents these events are about."""
         names = {e.agent for e in events if e.agent and e.type.startswith(("agent.", "task."))}
         if not names:

@@ -18,7 +18,7 @@ from app.core.deps import AuthDep
 from app.core.errors import InvalidInput
 from app.events.deps import BusDep, HubDep
 from app.events.hub import Hub, Subscription
-from app.events.schemas import Event, EventFilter
+from app.events.schemas import EventFilter, LiveEvent
 from app.events.stream import follow_task, terminal_seq
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -68,7 +68,7 @@ async def task_events(
 
 
 async def _sse_frames(
-    hub: Hub, sub: Subscription, events: AsyncIterator[Event]
+    hub: Hub, sub: Subscription, events: AsyncIterator[LiveEvent]
 ) -> AsyncIterator[bytes]:
     """SSE framing, written here: it is three lines per event, and the libraries that do it
     patch uvicorn's signal handling, which `app.server.DrainingServer` owns. Ends when the
@@ -88,7 +88,7 @@ async def _sse_frames(
                 except StopAsyncIteration:
                     return
                 pending = None
-                yield f"id: {event.seq}\ndata: {event.model_dump_json()}\n\n".encode()
+                yield f"id: {event.seq}\ndata: {event.frame}\n\n".encode()
             elif closed in done:
                 return
             else:

@@ -51,11 +51,32 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy async URL; default sqlite+aiosqlite:///<data_dir>/bigthree.db"
     )
+    store_write_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="Longest a request waits for the store to take its write; then 503.",
+    )
+    store_shutdown_write_s: float = Field(
+        10.0, ge=0, le=600, description="At shutdown, how long unwritten data may take to store."
+    )
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
+        "NORMAL",
+        description="NORMAL: a commit survives a crash or kill -9 of the service; FULL: also "
+        "a power cut (an fsync per group commit).",
+    )
 
     # --- scale-out ----------------------------------------------------------------------
     redis_url: str | None = Field(
         None,
         description="Redis shared by the replicas (redis://host:6379/0). Empty: one process.",
+    )
+    task_lease_s: float = Field(
+        15.0,
+        ge=1,
+        le=300,
+        description="With replicas on PostgreSQL: a running task's lease, renewed every third "
+        "of it; a replica silent this long has its running tasks marked interrupted.",
     )
     redis_prefix: str = Field(
         "bigthree",

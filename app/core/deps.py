@@ -27,16 +27,16 @@ def provided(conn: HTTPConnection, name: str, kind: type[T]) -> T:
     return value
 
 
-def get_settings(conn: HTTPConnection) -> Settings:
+async def get_settings(conn: HTTPConnection) -> Settings:
     return provided(conn, "settings", Settings)
 
 
-def get_metrics(conn: HTTPConnection) -> Metrics:
+async def get_metrics(conn: HTTPConnection) -> Metrics:
     return provided(conn, "metrics", Metrics)
 
 
-def require_auth(request: Request) -> None:
-    check_request(get_settings(request), request)
+async def require_auth(request: Request) -> None:
+    check_request(await get_settings(request), request)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -12,11 +12,11 @@ from app.events.hub import Hub
 from app.events.service import EventBus
 
 
-def get_bus(conn: HTTPConnection) -> EventBus:
+async def get_bus(conn: HTTPConnection) -> EventBus:
     return provided(conn, "bus", EventBus)
 
 
-def get_hub(conn: HTTPConnection) -> Hub:
+async def get_hub(conn: HTTPConnection) -> Hub:
     return provided(conn, "hub", Hub)
 
 

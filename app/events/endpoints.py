@@ -15,18 +15,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import Annotated, Any
+from collections.abc import AsyncIterator
+from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect, status
+from fastapi import APIRouter, Query, Response, WebSocket, WebSocketDisconnect, status
 
 from app.core.deps import AuthDep, MetricsDep, SettingsDep
 from app.core.errors import InvalidInput
 from app.core.security import refuse_unauthorized, websocket_subprotocol
 from app.events.deps import BusDep, HubDep
-from app.events.external import emit_external
+from app.events.external import external_event
 from app.events.hub import SLOW_CONSUMER, Subscription
-from app.events.schemas import Event, EventFilter, EventIn, EventPage
+from app.events.schemas import Event, EventFilter, EventIn, EventPage, LiveEvent
 from app.events.service import EventBus
 from app.events.stream import replay_then_follow
 
@@ -38,14 +39,17 @@ TypeFilter = Annotated[str | None, Query(max_length=64)]
 TaskFilter = Annotated[str | None, Query(max_length=32)]
 
 
-@router.post("/events", status_code=status.HTTP_201_CREATED, dependencies=[AuthDep])
-async def post_event(body: EventIn, bus: BusDep) -> Event:
-    event = emit_external(bus, body)
-    await bus.flush(within_s=10.0)
-    return event
+@router.post(
+    "/events", status_code=status.HTTP_201_CREATED, dependencies=[AuthDep], response_model=Event
+)
+async def post_event(body: EventIn, bus: BusDep) -> Response:
+    """201: the event is stored (and then streamed); 503 `storage_unavailable`: it is not,
+    and never will be — send it again later."""
+    event = await bus.append(external_event(bus, body))
+    return Response(event.frame, status_code=201, media_type="application/json")
 
 
-@router.get("/events", dependencies=[AuthDep])
+@router.get("/events", dependencies=[AuthDep], response_model=EventPage)
 async def list_events(
     settings: SettingsDep,
     bus: BusDep,
@@ -54,11 +58,18 @@ async def list_events(
     type: TypeFilter = None,
     task_id: TaskFilter = None,
     limit: Annotated[int, Query(ge=1)] = 100,
-) -> EventPage:
+) -> Response:
     if limit > settings.events_page_max:
         raise InvalidInput(f"limit must be at most {settings.events_page_max}")
-    where = EventFilter(agent=agent, type=type, task_id=task_id)
-    return await bus.page(after_seq=after_seq, where=where, limit=limit)
+    events, next_after, last = await bus.page(
+        after_seq=after_seq,
+        where=EventFilter(agent=agent, type=type, task_id=task_id),
+        limit=limit,
+    )
+    # the stored JSON of each event, as is: nothing decoded and encoded again
+    body = f'{{"events":[{",".join(e.frame for e in events)}],"next_after_seq":{next_after},'
+    body += f'"last_seq":{last}}}'
+    return Response(body, media_type="application/json")
 
 
 def _parse_stream_params(websocket: WebSocket) -> tuple[int, EventFilter]:
@@ -77,9 +88,9 @@ def _parse_stream_params(websocket: WebSocket) -> tuple[int, EventFilter]:
     return int(raw_after), EventFilter(agent=agent, type=type_, task_id=task_id)
 
 
-async def _send_events(websocket: WebSocket, events: Any) -> None:
+async def _send_events(websocket: WebSocket, events: AsyncIterator[LiveEvent]) -> None:
     async for event in events:
-        await websocket.send_text(event.model_dump_json())
+        await websocket.send_text(event.frame)
 
 
 async def _read_client(websocket: WebSocket) -> int:

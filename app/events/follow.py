@@ -21,7 +21,7 @@ import structlog
 from app.coordination import Broadcast, Message
 from app.events.hub import Hub
 from app.events.repository import EventRepository
-from app.events.schemas import Event
+from app.events.schemas import LiveEvent
 
 log = structlog.get_logger(__name__)
 
@@ -38,7 +38,7 @@ class LogFollower:
         broadcast: Broadcast,
         *,
         poll_s: float = 1.0,
-        on_batch: Callable[[list[Event]], Awaitable[None]] | None = None,
+        on_batch: Callable[[list[LiveEvent]], Awaitable[None]] | None = None,
     ) -> None:
         self._repository = repository
         self._hub = hub
@@ -49,6 +49,7 @@ class LogFollower:
         self._delivered = asyncio.Condition()
         self._last = 0
         self._task: asyncio.Task[None] | None = None
+        self._hints: set[asyncio.Task[None]] = set()
         broadcast.subscribe(TOPIC, self._on_hint)
         broadcast.on_reconnect(self._on_reconnect)
 
@@ -61,6 +62,12 @@ class LogFollower:
         """Follow from the newest stored event on (older ones are served from the store)."""
         self._last = await self._repository.max_seq()
         self._task = asyncio.create_task(self._run(), name="event-follower")
+
+    def notify(self, last_seq: int) -> None:
+        """`announce` from synchronous code (the store writer's publish step)."""
+        task = asyncio.create_task(self.announce(last_seq), name="event-hint")
+        self._hints.add(task)
+        task.add_done_callback(self._hints.discard)
 
     async def announce(self, last_seq: int) -> None:
         """Tell every replica (this one included) that events up to `last_seq` are stored."""

@@ -18,7 +18,7 @@ router = APIRouter(tags=["health"])
 RETRY_AFTER_S = "5"
 
 
-def get_readiness(conn: HTTPConnection) -> Readiness:
+async def get_readiness(conn: HTTPConnection) -> Readiness:
     return provided(conn, "readiness", Readiness)
 
 
@@ -38,10 +38,11 @@ async def ready(request: Request, settings: SettingsDep, readiness: ReadinessDep
     Retry-After otherwise."""
     check_request(settings, request)
     report = await readiness.report()
-    body = {
+    body: dict[str, object] = {
         "status": "ready" if report.ready else "not_ready",
         "checks": report.checks,
         "reasons": report.reasons,
+        **report.details,
     }
     if report.ready:
         return JSONResponse(body)

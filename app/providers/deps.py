@@ -12,11 +12,11 @@ from app.providers.control import BreakerControl
 from app.providers.gateway import ProviderGateway
 
 
-def get_gateway(conn: HTTPConnection) -> ProviderGateway:
+async def get_gateway(conn: HTTPConnection) -> ProviderGateway:
     return provided(conn, "gateway", ProviderGateway)
 
 
-def get_breaker_control(conn: HTTPConnection) -> BreakerControl:
+async def get_breaker_control(conn: HTTPConnection) -> BreakerControl:
     return provided(conn, "breaker_control", BreakerControl)
 
 

@@ -10,13 +10,13 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.agents.directory import AgentDirectory
-from app.agents.repository import AgentRepository, TaskRepository
-from app.agents.schemas import AgentState, TaskState
-from app.events.schemas import Event
+from app.agents.schemas import AgentState
+from app.events.schemas import LiveEvent
 from app.store.engine import create_engine
 from app.store.migrations import upgrade_database
+from app.store.pg_backend import PostgresWriteBackend
+from app.store.rows import AgentDeleted, NewAgent, NewTask, TaskFinished
 from app.store.schema import tasks
-from tests.integration.test_store_contract import agent_values, task_values
 
 
 @pytest.fixture
@@ -27,8 +27,12 @@ async def engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-def about(agent: str, type_: str) -> Event:
-    return Event(seq=1, ts=time.time(), source="service", type=type_, agent=agent)
+def about(agent: str, type_: str) -> LiveEvent:
+    return LiveEvent(1, time.time(), "service", type_, agent, None, None, {}, "{}")
+
+
+def agent(agent_id: str, name: str) -> NewAgent:
+    return NewAgent(agent_id, name, "chat", "openai", "m", "", [], False, None, None, "idle", 1.0)
 
 
 async def test_the_directory_follows_what_other_replicas_store(engine: AsyncEngine) -> None:
@@ -37,13 +41,13 @@ async def test_the_directory_follows_what_other_replicas_store(engine: AsyncEngi
     length, running task and busy state — and an event about another agent changes
     nothing else."""
     directory = AgentDirectory(engine)
-    agents, task_repo = AgentRepository(engine), TaskRepository(engine)
-    await agents.insert(agent_values("a1", "alpha"))
+    other = PostgresWriteBackend(engine.url.render_as_string(hide_password=False))
+    await other.open()
+    await other.commit([[agent("a1", "alpha")]])
     await directory.load()
     assert [a.name for a in directory.all()] == ["alpha"]
-    await agents.insert(agent_values("b1", "beta"))
-    for n in (1, 2):
-        await task_repo.insert(task_values(f"t{n}", "b1", n))
+    await other.commit([[agent("b1", "beta")]])
+    await other.commit([[NewTask(f"t{n}", "b1", "beta", "p", 30.0, 1.0, 0)] for n in (1, 2)])
     assert directory.get("beta") is None  # not yet told
     await directory.refresh([about("beta", "agent.created")])
     beta = directory.get("beta")
@@ -54,7 +58,7 @@ async def test_the_directory_follows_what_other_replicas_store(engine: AsyncEngi
     beta = directory.get("beta")
     assert beta is not None
     assert (beta.state, beta.queued_tasks, beta.running_task_id) == (AgentState.BUSY, 1, "t1")
-    await task_repo.update("t1", state=TaskState.SUCCEEDED)
-    await agents.update("b1", state=AgentState.DELETED)
+    await other.commit([[TaskFinished("t1", "succeeded", 2.0), AgentDeleted("b1", 3.0)]])
+    await other.close()
     await directory.refresh([about("beta", "agent.deleted")])
     assert [a.name for a in directory.all()] == ["alpha"]

@@ -16,9 +16,8 @@ import httpx
 import pytest
 import yaml
 
-from app.agents.telemetry import GatewayCollector
 from app.core.config import Settings
-from app.core.metrics import Metrics
+from app.core.metrics import GatewayCollector, Metrics
 from app.providers.gateway import ProviderGateway
 from tests.conftest import unique
 from tests.support.api import open_events, recv_until, submit

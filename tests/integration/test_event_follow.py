@@ -15,14 +15,17 @@ from app.coordination import RedisBroadcast
 from app.events.follow import LogFollower
 from app.events.hub import Hub, Subscription
 from app.events.repository import EventRepository
-from app.events.schemas import Event, EventFilter
+from app.events.schemas import EventFilter
 from app.store.engine import create_engine
 from app.store.migrations import upgrade_database
+from app.store.pg_backend import PostgresWriteBackend
+from app.store.rows import NewEvent
 from tests.support.servers import PrivateRedis, redis_prefix
 
 
 @dataclass
 class Replica:
+    url: str
     repository: EventRepository
     hub: Hub
     broadcast: RedisBroadcast
@@ -60,7 +63,8 @@ async def start_replica(
     follower = LogFollower(repository, hub, broadcast, poll_s=poll_s)
     await broadcast.start()
     await follower.start()
-    return Replica(repository, hub, broadcast, follower, hub.subscribe(EventFilter()))
+    url = engine.url.render_as_string(hide_password=False)
+    return Replica(url, repository, hub, broadcast, follower, hub.subscribe(EventFilter()))
 
 
 async def stop(*replicas: Replica) -> None:
@@ -69,17 +73,24 @@ async def stop(*replicas: Replica) -> None:
         await replica.broadcast.aclose()
 
 
-def events(first: int, last: int) -> list[Event]:
+def events(first: int, last: int) -> list[NewEvent]:
+    """Events expected to be numbered first..last (the store numbers them)."""
     return [
-        Event(seq=seq, ts=time.time(), source="service", type="test.event")
-        for seq in range(first, last + 1)
+        NewEvent(time.time(), "service", "test.event", None, None, None, {"n": n}, f'{{"n":{n}}}')
+        for n in range(first, last + 1)
     ]
 
 
-async def commit(replica: Replica, batch: list[Event]) -> None:
-    """What a replica's writer does: store the batch, then announce it."""
-    await replica.repository.insert_many(batch)
-    await replica.follower.announce(batch[-1].seq)
+async def commit(replica: Replica, batch: list[NewEvent]) -> None:
+    """What a replica's writer does: store the batch (the store numbers it), then announce."""
+    backend = PostgresWriteBackend(replica.url)
+    await backend.open()
+    try:
+        (seqs,) = await backend.commit([batch])
+    finally:
+        await backend.close()
+    assert [e.payload["n"] for e in batch] == seqs  # numbered as the test expects
+    await replica.follower.announce(seqs[-1])
 
 
 async def test_every_replica_delivers_every_replicas_events_in_order(

@@ -13,11 +13,12 @@ import pytest
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.agents.claims import TaskClaims
+from app.agents.claims import ClaimedRow, TaskClaims
 from app.agents.schemas import TaskState
 from app.store.engine import create_engine
 from app.store.migrations import upgrade_database
-from app.store.schema import tasks
+from app.store.rows import NewAgent, NewEvent
+from app.store.schema import agents, events, tasks
 
 
 @pytest.fixture
@@ -29,7 +30,14 @@ async def engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 async def add_tasks(engine: AsyncEngine, plan: list[tuple[str, int]]) -> None:
-    """Queue one task per (agent, order_key), ids `<agent>-<order_key>`."""
+    """Queue one task per (agent, order_key), ids `<agent>-<order_key>` (the agents too)."""
+    names = sorted({agent for agent, _ in plan})
+    agent_rows = [
+        NewAgent(n, n, "chat", "openai", "m", "", [], False, None, None, "idle", 1.0).as_stored()
+        for n in names
+    ]
+    async with engine.begin() as conn:
+        await conn.execute(insert(agents), agent_rows)
     rows = [
         {
             "id": f"{agent}-{key}",
@@ -145,8 +153,13 @@ async def test_leases_expire_unless_renewed(engine: AsyncEngine) -> None:
     kept, lost = await owner.claim_next(), await owner.claim_next()
     assert kept is not None and lost is not None
     error = {"type": "interrupted", "message": "its replica stopped"}
+
+    def event(row: ClaimedRow) -> NewEvent:
+        payload = {"replica": row.values["claimed_by"]}
+        return NewEvent(1.0, "service", "task.interrupted", None, row.id, None, payload, "{}")
+
     deadline = time.monotonic() + 10
-    expired = []
+    expired: list[int] = []
     while not expired and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
         async with engine.begin() as conn:  # the owner renews only `kept`
@@ -155,12 +168,17 @@ async def test_leases_expire_unless_renewed(engine: AsyncEngine) -> None:
                 .where(tasks.c.id == kept.id)
                 .values(lease_expires_at=await owner.db_now() + 30)
             )
-        expired = await survivor.expire(error=error)
-    assert [row.id for row in expired] == [lost.id]
-    assert expired[0].values["error"] == error
+        expired = await survivor.expire(error=error, event=event)
+    assert expired == [1]  # one task, its event numbered with the log's
     assert await state_of(engine, lost.id) == ("interrupted", "owner")
     assert await state_of(engine, kept.id) == ("running", "owner")
-    assert await survivor.expire(error=error) == []
+    async with engine.connect() as conn:
+        (stored,) = (await conn.execute(select(events.c.task_id, events.c.type))).all()
+        (stored_error,) = (
+            await conn.execute(select(tasks.c.error).where(tasks.c.id == lost.id))
+        ).one()
+    assert tuple(stored) == (lost.id, "task.interrupted") and stored_error == error
+    assert await survivor.expire(error=error, event=event) == []
 
 
 async def test_a_cancel_request_reaches_the_owner_through_its_heartbeat(

@@ -90,14 +90,14 @@ class Subscriber:
 
     def __init__(self, base_url: str, **params: Any) -> None:
         self.events: list[dict[str, Any]] = []
-        self._ws: ClientConnection = open_events(base_url, **params)
+        self._ws: ClientConnection = open_events(base_url, **params).__enter__()
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
     def _read(self) -> None:
         try:
-            for message in self._ws:
-                self.events.append(json.loads(message))
+            while True:
+                self.events.append(json.loads(self._ws.recv()))
         except Exception:  # closed
             return
 
@@ -105,7 +105,7 @@ class Subscriber:
         return [event["seq"] for event in self.events]
 
     def close(self) -> None:
-        self._ws.close()
+        self._ws.__exit__(None, None, None)
         self._thread.join(timeout=10)
 
 

@@ -1,4 +1,4 @@
-"""Task claims with leases, and the event seq from a PostgreSQL sequence.
+"""Task claims with leases, and task order from a PostgreSQL sequence.
 
 Replicas sharing one PostgreSQL database claim queued tasks with a row lock and hold each
 running task under a lease their heartbeat renews (`claimed_by`, `lease_expires_at`, in
@@ -6,10 +6,10 @@ the database's clock); a task whose lease ran out belonged to a replica that die
 `cancel_requested` carries a cancel to the replica running the task. The partial index
 serves the claim query (the unfinished tasks of each agent, in order).
 
-On PostgreSQL the event `seq` becomes the `events_seq` sequence's, assigned at insert (the
-writer takes a transaction lock first, so seqs are committed in order), and a task's
-`order_key` the `tasks_order_seq` sequence's, so replicas agree on every agent's FIFO.
-SQLite keeps assigning both in its single process.
+On PostgreSQL a task's `order_key` comes from the `tasks_order_seq` sequence, so replicas
+agree on every agent's FIFO (SQLite: its single process numbers them). Event seqs need no
+schema change: the PostgreSQL writer numbers them under a transaction lock
+(app/store/pg_backend.py).
 
 Revision ID: 0003
 Revises: 0002
@@ -44,11 +44,6 @@ def upgrade() -> None:
         postgresql_where=sa.text(UNFINISHED),
     )
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("CREATE SEQUENCE events_seq AS BIGINT OWNED BY events.seq")
-        op.execute(
-            "SELECT setval('events_seq', COALESCE((SELECT max(seq) FROM events), 0) + 1, false)"
-        )
-        op.execute("ALTER TABLE events ALTER COLUMN seq SET DEFAULT nextval('events_seq')")
         op.execute("CREATE SEQUENCE tasks_order_seq AS BIGINT OWNED BY tasks.order_key")
         op.execute(
             "SELECT setval('tasks_order_seq', "
@@ -58,8 +53,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("ALTER TABLE events ALTER COLUMN seq DROP DEFAULT")
-        op.execute("DROP SEQUENCE events_seq")
         op.execute("DROP SEQUENCE tasks_order_seq")
     op.drop_index("ix_tasks_unfinished", table_name="tasks")
     with op.batch_alter_table("tasks") as batch:
