@@ -67,7 +67,8 @@ def _migration_engine(url: str) -> AsyncEngine:
             dbapi_conn.isolation_level = None
             cursor = dbapi_conn.cursor()
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_LOCK_WAIT_MS}")
-            cursor.execute("PRAGMA journal_mode=WAL")
+            # no journal_mode switch here (the service's engine does it): switching needs the
+            # exclusive lock while holding a shared one, which can deadlock two migrators
             cursor.close()
 
         @event.listens_for(engine.sync_engine, "begin")
