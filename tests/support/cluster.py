@@ -53,7 +53,7 @@ class Cluster:
             for n in range(count)
         ]
         for proc in started:
-            proc.wait_healthy()
+            proc.wait_healthy(timeout=90)
         self.replicas.extend(started)
         return started
 
