@@ -14,11 +14,11 @@ replica, so the survivors simply go on claiming them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, literal_column, select, update
+from sqlalchemy import Select, and_, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -44,41 +44,43 @@ class ClaimedRow:
         return str(self.values["id"])
 
 
+def _candidate() -> Select[tuple[str]]:
+    """The oldest queued task that heads its live agent's FIFO, row-locked (built once)."""
+    unfinished = tasks.c.state.in_([TaskState.QUEUED, TaskState.RUNNING])
+    live_agents = select(agents.c.id).where(agents.c.state != AgentState.DELETED)
+    heads = (
+        select(tasks.c.id, tasks.c.state)
+        .where(unfinished)
+        .order_by(tasks.c.agent_id, tasks.c.order_key)
+        .ext(distinct_on(tasks.c.agent_id))
+        .cte("heads")
+    )
+    return (
+        select(tasks.c.id)
+        .join(heads, heads.c.id == tasks.c.id)
+        # re-checked on the locked row's newest version: a head claimed by another replica
+        # since this statement's snapshot no longer qualifies
+        .where(heads.c.state == TaskState.QUEUED, tasks.c.state == TaskState.QUEUED)
+        .where(tasks.c.agent_id.in_(live_agents))
+        .order_by(tasks.c.order_key)
+        .limit(1)
+        .with_for_update(of=tasks, skip_locked=True)
+    )
+
+
+_CANDIDATE = _candidate()
+
+
 class TaskClaims:
     def __init__(self, engine: AsyncEngine, *, replica_id: str, lease_s: float) -> None:
         self._engine = engine
         self.replica_id = replica_id
         self.lease_s = lease_s
 
-    async def claim_next(self, *, exclude_agents: Sequence[str] = ()) -> ClaimedRow | None:
-        """Claim the oldest task heading its agent's queue; None when there is none free.
-
-        `exclude_agents`: agent ids this replica will not take now (e.g. deleted locally).
-        """
-        unfinished = tasks.c.state.in_([TaskState.QUEUED, TaskState.RUNNING])
-        live_agents = select(agents.c.id).where(agents.c.state != AgentState.DELETED)
-        heads = (
-            select(tasks.c.id, tasks.c.state)
-            .where(unfinished)
-            .order_by(tasks.c.agent_id, tasks.c.order_key)
-            .ext(distinct_on(tasks.c.agent_id))
-            .cte("heads")
-        )
-        candidate = (
-            select(tasks.c.id)
-            .join(heads, heads.c.id == tasks.c.id)
-            # re-checked on the locked row's newest version: a head claimed by another
-            # replica since this statement's snapshot no longer qualifies
-            .where(heads.c.state == TaskState.QUEUED, tasks.c.state == TaskState.QUEUED)
-            .where(tasks.c.agent_id.in_(live_agents))
-            .order_by(tasks.c.order_key)
-            .limit(1)
-            .with_for_update(of=tasks, skip_locked=True)
-        )
-        if exclude_agents:
-            candidate = candidate.where(tasks.c.agent_id.not_in(list(exclude_agents)))
+    async def claim_next(self) -> ClaimedRow | None:
+        """Claim the oldest task heading its agent's queue; None when there is none free."""
         async with self._engine.begin() as conn:
-            task_id = (await conn.execute(candidate)).scalar()
+            task_id = (await conn.execute(_CANDIDATE)).scalar()
             if task_id is None:
                 return None
             row = (

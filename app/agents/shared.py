@@ -122,8 +122,15 @@ class SharedAgentManager(AgentManager):
         for event in batch:
             if event.type in TERMINAL_TASK_EVENTS and event.task_id:
                 self._executor.waiters.finished(event.task_id)
-            if event.type in TERMINAL_TASK_EVENTS or event.type == "task.queued":
-                self._wake.set()  # a head may be free to claim
+                self._wake.set()  # its agent's next task heads the queue now
+            elif event.type == "task.queued" and self._claimable(event.agent):
+                self._wake.set()
+
+    def _claimable(self, name: str | None) -> bool:
+        """Whether a task just queued for agent `name` may head a free queue: not while the
+        agent runs one (the claim query would find nothing new)."""
+        agent = self._directory.get(name) if name else None
+        return agent is None or agent.running_task_id is None
 
     async def settle(self) -> None:
         """Catch up with the shared log: what any replica stored before now is seen."""

@@ -79,7 +79,7 @@ async def state_of(engine: AsyncEngine, task_id: str) -> tuple[str, str | None]:
 
 async def test_claims_take_each_agents_head_in_order(engine: AsyncEngine) -> None:
     """The oldest queued task heading its agent's FIFO is claimed; an agent whose head runs
-    is skipped until it finishes, then its next task comes."""
+    is skipped until it finishes, then its next task comes; a deleted agent's never."""
     await add_tasks(engine, [("a", 1), ("b", 2), ("a", 3), ("b", 4), ("a", 5)])
     claims = TaskClaims(engine, replica_id="r1", lease_s=30)
     first, second = await claims.claim_next(), await claims.claim_next()
@@ -91,7 +91,10 @@ async def test_claims_take_each_agents_head_in_order(engine: AsyncEngine) -> Non
     await finish(engine, "b-2")
     third = await claims.claim_next()
     assert third is not None and third.id == "b-4"
-    assert await claims.claim_next(exclude_agents=["a"]) is None
+    await finish(engine, "a-1")  # a-3 heads agent a's queue now, but a is deleted
+    async with engine.begin() as conn:
+        await conn.execute(update(agents).where(agents.c.id == "a").values(state="deleted"))
+    assert await claims.claim_next() is None
 
 
 async def test_concurrent_claimers_never_double_run_and_keep_each_agents_order(
