@@ -27,6 +27,7 @@ from app.agents.telemetry import ResilienceTelemetry, count_tool_results
 from app.agents.usage import UsageAccounting
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
+from app.core.gc_tuning import settle_after_startup
 from app.core.http_metrics import HttpMetricsMiddleware
 from app.core.metrics import GatewayCollector, Metrics
 from app.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.realtime = RealtimeService(app.state.bigthree, usage)
         bus.emit("service.started", payload={"version": __version__})
         log.info("service_started", version=__version__, database=_safe_url(settings))
+        settle_after_startup()
         try:
             yield
         finally:
