@@ -17,6 +17,7 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from app import __version__
 from app.agents.endpoints import router as agents_router
 from app.agents.files import router as files_router
+from app.agents.kinds.browser import BrowserRunner
 from app.agents.kinds.chat import ChatRunner
 from app.agents.kinds.coder import CoderRunner
 from app.agents.kinds.orchestrator import OrchestratorRunner
@@ -25,6 +26,9 @@ from app.agents.repository import AgentRepository, TaskRepository, UsageReposito
 from app.agents.service import AgentManager
 from app.agents.telemetry import GatewayCollector, ResilienceTelemetry, count_tool_results
 from app.agents.usage import UsageLedger
+from app.artifacts.endpoints import router as artifacts_router
+from app.artifacts.repository import ArtifactRepository
+from app.artifacts.service import ArtifactStore
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
 from app.core.metrics import Metrics
@@ -44,6 +48,7 @@ from app.realtime.service import RealtimeService
 from app.state import State
 from app.store.engine import create_engine
 from app.store.migrations import migrate
+from app.tools.browser.launcher import BrowserPool
 
 log = structlog.get_logger(__name__)
 
@@ -88,6 +93,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             usage=usage,
             telemetry=telemetry,
         )
+        artifacts = ArtifactStore(
+            settings.data_dir / "artifacts",
+            ArtifactRepository(engine),
+            metrics,
+            task_max_bytes=settings.browser_artifacts_task_max_bytes,
+            total_max_bytes=settings.browser_artifacts_max_bytes,
+        )
+        await artifacts.start()
+        browsers = BrowserPool(settings, metrics)  # starts nothing until a browser task runs
         orchestrator = OrchestratorRunner(settings)
         manager = AgentManager(
             settings=settings,
@@ -100,7 +114,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "chat": ChatRunner(),
                 "coder": CoderRunner(settings),
                 "orchestrator": orchestrator,
+                "browser": BrowserRunner(settings, browsers, artifacts, metrics),
             },
+            artifacts=artifacts,
         )
         orchestrator.bind(manager)
         await manager.start()
@@ -112,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await manager.shutdown()
+            await browsers.aclose()
             await usage.aclose()
             hub.close_all(GOING_AWAY)
             bus.emit("service.stopped", payload={})
@@ -149,6 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app, settings)
     app.include_router(agents_router)
     app.include_router(files_router)
+    app.include_router(artifacts_router)
     app.include_router(events_router)
     app.include_router(providers_router)
     app.include_router(realtime_router)

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.agents.schemas import Agent, AgentState, Task, TaskState, UsageOut
+from app.agents.schemas import Agent, AgentState, BrowserOptions, Task, TaskState, UsageOut
 from app.core.errors import Conflict
 from app.providers.base import Usage
 from app.store.engine import write_transaction
@@ -23,6 +23,18 @@ def _usage(row: Any) -> UsageOut:
     i, o = int(row["input_tokens"]), int(row["output_tokens"])
     cached = int(row.get("cached_input_tokens", 0) or 0)
     return UsageOut(input_tokens=i, output_tokens=o, cached_input_tokens=cached, total_tokens=i + o)
+
+
+def _kind_fields(kind: str, options: Any) -> dict[str, Any]:
+    """The typed options of a kind, as the Agent's own fields (`agents.options` JSON)."""
+    if kind == "browser":
+        browser = BrowserOptions.model_validate(options or {})
+        return {
+            "allowed_origins": browser.allowed_origins,
+            "start_url": browser.start_url,
+            "screen": browser.screen,
+        }
+    return {}
 
 
 def agent_from_row(row: Any) -> Agent:
@@ -36,6 +48,7 @@ def agent_from_row(row: Any) -> Agent:
         fallbacks=row["fallbacks"] or [],
         stream=bool(row.get("stream", False)),
         workspace=row.get("workspace"),
+        **_kind_fields(row["kind"], row.get("options")),
         state=AgentState(row["state"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],

@@ -6,14 +6,24 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from app.core.config import ProviderName
+from app.tools.browser.guard import OriginError, parse_origin
 
 AGENT_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$"
 MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$"
 
-AgentKind = Literal["chat", "coder", "orchestrator"]
+AgentKind = Literal["chat", "coder", "orchestrator", "browser"]
+BROWSER_FIELDS = ("allowed_origins", "start_url", "screen")
+MAX_ALLOWED_ORIGINS = 100
 
 
 class AgentState(StrEnum):
@@ -44,6 +54,40 @@ class ModelRef(BaseModel):
     model: str = Field(pattern=MODEL_PATTERN)
 
 
+class Screen(BaseModel):
+    """A browser agent's viewport, in CSS pixels (screenshots are exactly this size)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    width: int = Field(1440, ge=320, le=3840)
+    height: int = Field(900, ge=240, le=2160)
+
+
+def _origins(value: list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    try:
+        return sorted({str(parse_origin(origin)) for origin in value})
+    except OriginError as exc:
+        raise ValueError(str(exc)) from None
+
+
+class BrowserOptions(BaseModel):
+    """The `browser` kind's options, stored in `agents.options`: the origins its page may
+    reach (empty: none), where it starts, and its screen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allowed_origins: list[str] = Field(default_factory=list, max_length=MAX_ALLOWED_ORIGINS)
+    start_url: str | None = None
+    screen: Screen = Field(default_factory=Screen)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _normal(cls, value: list[str] | None) -> list[str] | None:
+        return _origins(value)
+
+
 class AgentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -65,11 +109,31 @@ class AgentCreate(BaseModel):
         description="coder only: an absolute directory inside one of BIGTHREE_WORKSPACE_ROOTS "
         "(default: <data_dir>/workspaces/<name>)",
     )
+    allowed_origins: list[str] | None = Field(
+        None,
+        max_length=MAX_ALLOWED_ORIGINS,
+        description="browser only: origins (scheme://host[:port]) its page may reach "
+        "(default: BIGTHREE_BROWSER_ALLOWED_ORIGINS; empty: every navigation is refused)",
+    )
+    start_url: str | None = Field(
+        None, max_length=8192, description="browser only: the page it opens first (allowed)"
+    )
+    screen: Screen | None = Field(
+        None, description='browser only: the viewport (default {"width": 1440, "height": 900})'
+    )
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _normal(cls, value: list[str] | None) -> list[str] | None:
+        return _origins(value)
 
     @model_validator(mode="after")
-    def _workspace_is_for_coders(self) -> AgentCreate:
+    def _kind_fields(self) -> AgentCreate:
         if self.workspace is not None and self.kind != "coder":
             raise ValueError("only coder agents have a workspace")
+        given = [f for f in BROWSER_FIELDS if getattr(self, f) is not None]
+        if given and self.kind != "browser":
+            raise ValueError(f"only browser agents have {', '.join(given)}")
         return self
 
 
@@ -94,6 +158,9 @@ class Agent(BaseModel):
     fallbacks: list[ModelRef]
     stream: bool = False
     workspace: str | None = None
+    allowed_origins: list[str] | None = None  # browser only
+    start_url: str | None = None  # browser only
+    screen: Screen | None = None  # browser only
     state: AgentState
     created_at: float
     updated_at: float
@@ -106,6 +173,13 @@ class Agent(BaseModel):
     @field_serializer("created_at", "updated_at")
     def _times(self, ts: float) -> str | None:
         return _iso(ts)
+
+    def browser_options(self) -> BrowserOptions:
+        return BrowserOptions(
+            allowed_origins=self.allowed_origins or [],
+            start_url=self.start_url,
+            screen=self.screen or Screen(),
+        )
 
 
 class TaskCreate(BaseModel):

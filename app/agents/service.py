@@ -33,6 +33,7 @@ from app.agents.schemas import (
     AgentCost,
     AgentCreate,
     AgentState,
+    BrowserOptions,
     CostReport,
     ModelCost,
     Task,
@@ -40,12 +41,17 @@ from app.agents.schemas import (
     TaskError,
     TaskState,
 )
+from app.artifacts.schemas import Artifact
+from app.artifacts.service import ArtifactStore
 from app.core.config import Settings
 from app.core.errors import Conflict, Draining, InvalidInput, NotFound, TooManyRequests
 from app.core.metrics import Metrics
 from app.events.service import EventBus
+from app.tools.browser.guard import NavigationGuard
 from app.tools.errors import WorkspaceError
 from app.tools.workspace import FileInfo, Workspace, resolve_root
+
+BROWSER_PROVIDER = "gemini"  # computer use is a Gemini feature (see kinds/browser.py)
 
 log = structlog.get_logger(__name__)
 
@@ -61,8 +67,10 @@ class AgentManager:
         llm: LLMClient,
         metrics: Metrics,
         runners: Mapping[str, AgentKindRunner],
+        artifacts: ArtifactStore | None = None,
     ) -> None:
         self._settings = settings
+        self._artifacts = artifacts
         self._agents = agents
         self._tasks = tasks
         self._bus = bus
@@ -162,6 +170,7 @@ class AgentManager:
                 workspace = str(resolve_root(spec.workspace, self._settings.workspace_roots))
             except WorkspaceError as exc:
                 raise InvalidInput(exc.message) from None
+        options = self._browser_options(spec, provider) if spec.kind == "browser" else None
         now = time.time()
         agent = await self._agents.insert(
             {
@@ -174,6 +183,7 @@ class AgentManager:
                 "fallbacks": [f.model_dump() for f in spec.fallbacks],
                 "stream": spec.stream,
                 "workspace": workspace,
+                "options": options.model_dump(mode="json") if options else None,
                 "state": AgentState.IDLE,
                 "created_at": now,
                 "updated_at": now,
@@ -196,6 +206,27 @@ class AgentManager:
             },
         )
         return agent
+
+    def _browser_options(self, spec: AgentCreate, provider: str) -> BrowserOptions:
+        """A browser agent's options, defaults filled in; 422 for what cannot work."""
+        wrong = {provider, *(f.provider for f in spec.fallbacks)} - {BROWSER_PROVIDER}
+        if wrong:
+            raise InvalidInput(
+                "browser agents run Gemini's computer-use model: provider (and every fallback) "
+                f"must be {BROWSER_PROVIDER!r}, not {', '.join(sorted(wrong))}"
+            )
+        origins = spec.allowed_origins
+        if origins is None:
+            origins = list(self._settings.browser_allowed_origins)
+        options = BrowserOptions.model_validate(
+            {"allowed_origins": origins, "start_url": spec.start_url, "screen": spec.screen or {}}
+        )
+        if options.start_url is not None:
+            guard = NavigationGuard(options.allowed_origins)
+            _, refusal = guard.check_navigate(options.start_url)
+            if refusal is not None:
+                raise InvalidInput(f"start_url is not allowed: {refusal.reason}")
+        return options
 
     def list_agents(self) -> list[Agent]:
         return [self._view(self._runtimes[name]) for name in sorted(self._runtimes)]
@@ -343,6 +374,28 @@ class AgentManager:
     async def wait_for_task(self, task_id: str, timeout_s: float) -> Task:
         """The task once it has finished, or as it is after `timeout_s` seconds."""
         return await self._executor.wait_for(task_id, timeout_s, self.get_task)
+
+    # --- artifacts ----------------------------------------------------------------------
+
+    async def task_artifacts(self, task_id: str) -> list[Artifact]:
+        """The artifacts a task produced (404 for an unknown task)."""
+        await self.get_task(task_id)
+        if self._artifacts is None:
+            return []
+        return await self._artifacts.for_task(task_id)
+
+    async def task_artifact(self, task_id: str, artifact_id: str) -> tuple[Artifact, bytes]:
+        await self.get_task(task_id)
+        if self._artifacts is None:
+            raise NotFound(f"task {task_id} has no artifact {artifact_id!r}")
+        return await self._artifacts.read(task_id, artifact_id)
+
+    async def final_screen(self, task_id: str) -> tuple[Task, Artifact | None]:
+        """A task and the last page its browser showed (None: no screenshot stored)."""
+        task = await self.get_task(task_id)
+        if self._artifacts is None:
+            return task, None
+        return task, await self._artifacts.final(task_id)
 
     # --- helpers ------------------------------------------------------------------------
 

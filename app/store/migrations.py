@@ -14,7 +14,7 @@ from collections.abc import Callable
 from sqlalchemy import Connection, func, insert, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.store.schema import metadata, schema_version, usage_totals
+from app.store.schema import artifacts, metadata, schema_version, usage_totals
 
 Migration = Callable[[Connection], None]
 
@@ -39,7 +39,12 @@ def _workspaces(conn: Connection) -> None:
     add_column_if_missing(conn, "tasks", "files_changed", "JSON")
 
 
-MIGRATIONS: list[Migration] = [_initial, _usage_totals, _workspaces]
+def _browser(conn: Connection) -> None:
+    artifacts.create(conn, checkfirst=True)
+    add_column_if_missing(conn, "agents", "options", "JSON")
+
+
+MIGRATIONS: list[Migration] = [_initial, _usage_totals, _workspaces, _browser]
 
 
 async def migrate(engine: AsyncEngine) -> int:
