@@ -5,6 +5,7 @@ always reachable; the distribution's package is the dependable default."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from dataclasses import dataclass
@@ -52,8 +53,10 @@ def choose(configured: Path | None, playwright_path: str | None) -> BrowserChoic
     )
 
 
+@functools.cache
 def playwright_chromium_path() -> str | None:
-    """Where Playwright's own Chromium would be (synchronously; for `check-config`)."""
+    """Where Playwright's own Chromium would be (synchronously; for `check-config`). Asking
+    starts Playwright's driver (~1 s), so the answer is kept for the process."""
     try:
         from playwright.sync_api import sync_playwright
 

@@ -34,6 +34,7 @@ from app.tools.browser.gate import ConnectionGate
 from app.tools.browser.guard import NavigationGuard, Refusal
 from app.tools.browser.routing import GuardedContext
 from app.tools.browser.session import BrowserSession, SessionConfig
+from app.tools.browser.settle import LoadWatch
 
 log = structlog.get_logger(__name__)
 
@@ -128,7 +129,8 @@ class BrowserPool:
                     proxy={"server": gates[0].proxy_url},
                 )
                 page = await guarded.open_page(context)
-                holder.append(BrowserSession(page, guarded, guard, config))
+                watch = await LoadWatch.attach(page, guarded.download_refused)
+                holder.append(BrowserSession(page, guarded, guard, config, noted, watch))
                 yield holder[0]
             finally:
                 await self._close(browser, gates, guarded)

@@ -5,9 +5,11 @@ page's traffic is let through or refused (the SOCKS gate in `gate.py` is the bac
   meta refreshes, clicked links, popups) is routed here: refused ones are aborted before
   they leave the browser and reported; allowed ones continue.
 - WebSockets are routed too: a refused one is closed without connecting.
-- Popups: the computer-use model works in one tab, so a page that opens another (a link with
-  `target=_blank`, `window.open`) gets its navigation aborted and the popup closed; when its
-  URL is allowed, the session's page is sent there instead (`on_popup`).
+- Popups: the computer-use model works in one tab. A script run in every frame before the
+  page's own (`ONE_TAB_JS`) makes `window.open` and `target=_blank` links and forms open in
+  the same tab, where the navigation is routed like any other. A popup that still opens
+  gets its navigation aborted and is closed; when its URL is allowed, the session's page is
+  sent there instead (`on_popup`).
 - Downloads are refused: the context never accepts them, and each attempt is reported.
 - Service workers are blocked (their requests would bypass routing), see `launcher.py`.
 """
@@ -28,6 +30,17 @@ from app.tools.browser.guard import NavigationGuard, Refusal, Stage
 
 log = structlog.get_logger(__name__)
 
+ONE_TAB_JS = """(() => {
+  const sameTab = (url) => { if (url) location.assign(new URL(String(url), location.href)); };
+  window.open = function (url) { sameTab(url); return null; };
+  const retarget = (event) => {
+    const el = event.target && event.target.closest
+      && event.target.closest("a[target], area[target], form[target]");
+    if (el) el.target = "_self";
+  };
+  document.addEventListener("click", retarget, true);
+  document.addEventListener("submit", retarget, true);
+})();"""
 ABORT_REASON = "blockedbyclient"  # the page sees net::ERR_BLOCKED_BY_CLIENT
 WS_POLICY_VIOLATION = 1008
 
@@ -45,9 +58,11 @@ class GuardedContext:
         self.page: Page | None = None
         self.on_popup: Callable[[str], None] = lambda url: None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._downloads_told: list[str] = []  # reported by one path, to skip on the other
 
     async def open_page(self, context: BrowserContext) -> Page:
         """Install the routes, then open the session's one page."""
+        await context.add_init_script(ONE_TAB_JS)
         await context.route("**/*", self._route)
         await context.route_web_socket(re.compile(r".*"), self._websocket)
         context.on("page", lambda page: self._spawn(self._close_popup(page)))
@@ -66,9 +81,9 @@ class GuardedContext:
 
     async def _route(self, route: Route) -> None:
         request = route.request
-        page = _page_of(request)
         navigation = request.is_navigation_request()
-        if page is not None and page is not self.page and navigation:
+        if navigation and _page_of(request) is not self.page:
+            # a popup's first navigation is issued before its frame exists (no page yet)
             await self._popup_navigation(route, request)
             return
         stage: Stage = "navigation" if navigation else "subresource"
@@ -107,12 +122,20 @@ class GuardedContext:
             if await page.opener() is not None:
                 await page.close()
 
+    def download_refused(self, url: str, filename: str) -> None:
+        """Report a download once, whichever of the two notices comes first: the page's own
+        CDP event (in order with its loading, see settle.py) or Playwright's `download`."""
+        if url in self._downloads_told:
+            self._downloads_told.remove(url)
+            return
+        self._downloads_told.append(url)
+        refusal = Refusal(url, "downloads are refused", "download")
+        self._report(refusal, {"filename": filename})
+
     async def _refuse_download(self, download: Download) -> None:
-        url = download.url
+        self.download_refused(download.url, download.suggested_filename)
         with contextlib.suppress(PlaywrightError):
             await download.cancel()
-        reason = "downloads are refused"
-        self._report(Refusal(url, reason, "download"), {"filename": download.suggested_filename})
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -124,4 +147,4 @@ def _page_of(request: Request) -> Page | None:
     try:
         return request.frame.page
     except PlaywrightError:
-        return None  # a service worker's request: they are blocked, so only in theory
+        return None  # a popup's first request, or a service worker's (they are blocked)

@@ -1,32 +1,29 @@
 """One task's page: run a computer-use action on it, then observe it (url + screenshot).
 
-An action is bounded by the action timeout; after it the session waits for the page to
-settle — two animation frames, any main-frame navigation the action started, that
-document's `load` — before the screenshot, so the model sees the result of what it did.
-A navigation the guard refused leaves Chromium on its error page; the session goes back to
-the page the model was on and says what was refused.
+An action is bounded by the action timeout, which includes the page settling after it
+(`settle.py`: any navigation the action started, loaded or failed), so the screenshot shows
+the result. A navigation the guard refused leaves Chromium on its error page; the session
+goes back to the page the model was on, and the refusal is in `refused`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Page, Request
+from playwright.async_api import Page
 
 from app.tools.browser import actions as a
 from app.tools.browser.guard import NavigationGuard, Refusal
 from app.tools.browser.routing import GuardedContext
+from app.tools.browser.settle import LoadWatch
 
-SETTLE_FRAMES_JS = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
-SETTLE_FRAMES_S = 1.0  # a page that never paints (hidden, busy) must not hold the action
 PAGE_TEXT_JS = "() => document.body ? document.body.innerText : ''"
 ERROR_PAGE = "chrome-error://"
-ERROR_PAGE_WAIT_S = 2.0  # a failed navigation's error page commits just after the failure
 
 
 class BrowserFailed(Exception):
@@ -54,21 +51,17 @@ class BrowserSession:
         guarded: GuardedContext,
         guard: NavigationGuard,
         config: SessionConfig,
+        report: Callable[[Refusal, dict[str, Any]], None],
+        watch: LoadWatch,
     ) -> None:
         self.page = page
         self.guard = guard
+        self._report = report
         self.config = config
         self.refused: list[Refusal] = []  # since the last action began
-        self._navigations: set[Request] = set()
-        self._navigated = asyncio.Event()
-        self._error_page_due = False
-        self._error_page = asyncio.Event()
+        self._watch = watch
         self._followups: set[asyncio.Task[Any]] = set()
         guarded.on_popup = self._follow_popup
-        page.on("request", self._on_request)
-        page.on("requestfinished", self._on_request_done)
-        page.on("requestfailed", self._on_request_failed)
-        page.on("framenavigated", self._on_frame_navigated)
         page.set_default_timeout(config.action_timeout_s * 1000)
 
     @property
@@ -89,17 +82,21 @@ class BrowserSession:
         self.refused.clear()
         await self._act(lambda: self._dispatch(name, args))
 
-    async def _act(self, action: Callable[[], Any]) -> None:
+    async def _act(self, action: Callable[[], Awaitable[None]]) -> None:
         timeout = self.config.action_timeout_s
         error: a.ActionError | None = None
+        self._watch.begin()
         try:
             async with asyncio.timeout(timeout):
-                await action()
+                try:
+                    await action()
+                except a.ActionError as exc:
+                    error = exc
+                except PlaywrightError as exc:
+                    error = a.ActionError(f"the browser could not do it: {_first_line(exc)}")
                 await self._settle()
         except TimeoutError:
-            error = a.ActionError(f"the action did not finish within {timeout:g}s")
-        except PlaywrightError as exc:
-            error = a.ActionError(f"the browser could not do it: {_first_line(exc)}")
+            error = error or a.ActionError(f"the action did not finish within {timeout:g}s")
         await self._leave_error_page()
         if error is not None:
             raise error
@@ -178,7 +175,7 @@ class BrowserSession:
     async def _navigate(self, url: str) -> None:
         cleaned, refusal = self.guard.check_navigate(url)
         if refusal is not None:
-            self.refused.append(refusal)
+            self._report(refusal, {})  # notes it here too (see BrowserPool.session)
             raise a.NavigationRefused(refusal)
         await self.page.goto(cleaned)
 
@@ -194,49 +191,19 @@ class BrowserSession:
     # --- settling -----------------------------------------------------------------------
 
     async def _settle(self) -> None:
-        """Wait for two animation frames, then for any main-frame navigation to load."""
-        with contextlib.suppress(TimeoutError, PlaywrightError):
-            async with asyncio.timeout(SETTLE_FRAMES_S):
-                await self.page.evaluate(SETTLE_FRAMES_JS)
+        """Wait for what the action started: navigations (settle.py), popups followed."""
+        await self._watch.settle()
         if self._followups:
             await asyncio.wait(self._followups)
-        while self._navigations:
-            self._navigated.clear()
-            await self._navigated.wait()
-        await self.page.wait_for_load_state("load")
+            await self._watch.settle()
 
     async def _leave_error_page(self) -> None:
-        """After a refused (or failed) navigation Chromium shows its error page, committed
-        just after the failure: wait for it, then go back from it to the page before."""
-        if self._error_page_due and not self.page.url.startswith(ERROR_PAGE):
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(ERROR_PAGE_WAIT_S):
-                    await self._error_page.wait()
-        self._error_page_due = False
-        self._error_page.clear()
+        """From Chromium's error page (a refused or failed navigation), go back."""
         if not self.page.url.startswith(ERROR_PAGE):
             return
         with contextlib.suppress(PlaywrightError, TimeoutError):
             async with asyncio.timeout(self.config.action_timeout_s):
                 await self.page.go_back()
-
-    def _on_request(self, request: Request) -> None:
-        if request.is_navigation_request() and request.frame == self.page.main_frame:
-            self._navigations.add(request)
-
-    def _on_request_done(self, request: Request) -> None:
-        if request in self._navigations:
-            self._navigations.discard(request)
-            self._navigated.set()
-
-    def _on_request_failed(self, request: Request) -> None:
-        if request in self._navigations and "ERR_ABORTED" not in (request.failure or ""):
-            self._error_page_due = True  # ERR_ABORTED (a download, a cancel) shows no page
-        self._on_request_done(request)
-
-    def _on_frame_navigated(self, frame: Any) -> None:
-        if frame == self.page.main_frame and frame.url.startswith(ERROR_PAGE):
-            self._error_page.set()
 
     def _follow_popup(self, url: str) -> None:
         """A popup to an allowed URL: open it in this page instead (one tab only)."""
