@@ -32,6 +32,11 @@ SUCCEEDED, GENERAL_FAILURE, NOT_ALLOWED, HOST_UNREACHABLE, NOT_SUPPORTED = 0, 1,
 HANDSHAKE_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 10.0
 CHUNK = 65_536
+# Chromium calls its own services from the page's profile too (autofill suggestions when a
+# form is typed into, safe browsing); Playwright's way of turning features off leaves no room
+# to turn these off as well. Refused like any host, they are not *reported*: they are not
+# the page's doing. A page's own request to such a host is still reported by the routing.
+QUIET_HOST_SUFFIXES = (".googleapis.com", ".google.com", ".gstatic.com", ".gvt1.com")
 
 
 class ConnectionGate:
@@ -84,7 +89,7 @@ class ConnectionGate:
         host, port = target
         refusal = self._guard.check_endpoint(host, port)
         if refusal is not None:
-            if self._on_refused is not None:
+            if self._on_refused is not None and not host.lower().endswith(QUIET_HOST_SUFFIXES):
                 self._on_refused(refusal)
             await _reply(writer, NOT_ALLOWED)
             return
