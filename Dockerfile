@@ -28,7 +28,7 @@ RUN python3 -m venv /opt/venv \
     && python -m pip wheel --no-deps --wheel-dir /wheels . \
     && python -m pip install /wheels/*.whl
 
-# ---- runtime: the venv and nothing else -------------------------------------------------
+# ---- runtime: the venv and the distribution's Chromium (for browser agents) ---------------
 FROM ${PYTHON_IMAGE} AS runtime
 
 LABEL org.opencontainers.image.title="bigthree" \
@@ -42,6 +42,16 @@ ENV PATH=/opt/venv/bin:$PATH \
     BIGTHREE_HOST=0.0.0.0 \
     BIGTHREE_PORT=8000 \
     BIGTHREE_LOG_FORMAT=json
+
+# Browser agents launch the system's Chromium through Playwright (Playwright's own browser
+# download is not used). A base that already has it (the offline container test debootstraps
+# one) skips the install; the packaged version is the one the distribution supports.
+# hadolint ignore=DL3008
+RUN if ! command -v chromium >/dev/null 2>&1; then \
+        apt-get update \
+        && apt-get install -y --no-install-recommends chromium \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi
 
 RUN groupadd --system --gid 10001 bigthree \
     && useradd --system --uid 10001 --gid bigthree --no-create-home \

@@ -8,9 +8,11 @@
 # Needs no registry. Everything runs in a private Docker engine that this script starts and
 # stops (own data root, exec root, pidfile and unix socket in a temp dir; --bridge=none,
 # --iptables=false), so it never touches another Docker on the machine:
-#   1. base     a minimal Debian bookworm with python3 + venv (debootstrap from the mirror in
-#               the host's apt sources), `docker import`ed; the rootfs tarball is cached per
-#               day under $BIGTHREE_SMOKE_CACHE (default ~/.cache/bigthree-smoke; empty: off)
+#   1. base     a minimal Debian bookworm with python3 + venv and chromium (debootstrap from
+#               the mirror in the host's apt sources; the Dockerfile installs chromium only
+#               where the base lacks it, which an offline build cannot), `docker import`ed;
+#               the rootfs tarball is cached per day under $BIGTHREE_SMOKE_CACHE (default
+#               ~/.cache/bigthree-smoke; empty: off)
 #   2. wheels   the project's dependencies (+ setuptools, wheel for the build backend) as
 #               wheels built on the host with the host's pip configuration; a thin layer on
 #               the base adds them with a pip.conf (no-index, find-links), so the build is
@@ -20,7 +22,8 @@
 #   4. run      with --network none (the health check is in-container loopback) and
 #               BIGTHREE_API_KEYS; the image's defaults (0.0.0.0:8000, /data) are kept.
 #               Without keys it must refuse to start (exit 2). Poll the health status until
-#               healthy (deadline), then /ready with the key from inside the container.
+#               healthy (deadline), then /ready with the key from inside the container, and
+#               a headless Chromium launched by Playwright as the service user (screenshot).
 #   5. stop     `docker stop -t 30`: exit code 0 before the grace runs out (drains on SIGTERM)
 # On exit (success, failure or SIGTERM/SIGINT) it removes the container, stops its dockerd and
 # deletes its temp dir. Stage timings are printed as `smoke: <stage> <seconds>s`.
@@ -183,17 +186,17 @@ until "$DOCKER" version >/dev/null 2>&1; do
 done
 stage_done
 
-# ---- 1. base image: Debian bookworm + python3 + venv ---------------------------------------
+# ---- 1. base image: Debian bookworm + python3 + venv + chromium ----------------------------
 stage base
 tarball=
 if [ -n "$CACHE_DIR" ]; then
   mkdir -p "$CACHE_DIR"
-  tarball=$CACHE_DIR/debian-$SUITE-python3-$(date -u +%Y%m%d).tar
+  tarball=$CACHE_DIR/debian-$SUITE-python3-chromium-$(date -u +%Y%m%d).tar
 fi
 if [ -z "$tarball" ] || [ ! -s "$tarball" ]; then
   mirror=${BIGTHREE_DEBIAN_MIRROR:-$(apt_mirror)}
   rootfs=$WORK/rootfs
-  logged debootstrap debootstrap --variant=minbase --include=python3,python3-venv \
+  logged debootstrap debootstrap --variant=minbase --include=python3,python3-venv,chromium \
     --keyring="$KEYRING" "$SUITE" "$rootfs" "$mirror"
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
   out=${tarball:-$WORK/rootfs.tar}
@@ -201,7 +204,7 @@ if [ -z "$tarball" ] || [ ! -s "$tarball" ]; then
   mv "$out.part" "$out"
   rm -rf "$rootfs"
   if [ -n "$tarball" ]; then # keep only today's
-    find "$CACHE_DIR" -maxdepth 1 -name "debian-$SUITE-python3-*.tar" ! -path "$tarball" -delete
+    find "$CACHE_DIR" -maxdepth 1 -name "debian-$SUITE-python3*.tar" ! -path "$tarball" -delete
   fi
   tarball=$out
   log "base: debootstrapped $SUITE from the apt mirror"
@@ -293,6 +296,19 @@ request = urllib.request.Request("http://127.0.0.1:8000/ready",
                                  headers={"Authorization": "Bearer " + os.environ["KEY"]})
 print(urllib.request.urlopen(request, timeout=5).read().decode())')
 case "$ready" in *'"status":"ready"'*) ;; *) die "/ready answered: $ready" ;; esac
+# browser agents: the image's Chromium starts headless under Playwright as the service user
+shot=$("$DOCKER" exec "$CONTAINER" python -c '
+import asyncio
+from playwright.async_api import async_playwright
+async def main():
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium")
+        page = await browser.new_page(viewport={"width": 320, "height": 240})
+        await page.set_content("<h1>smoke</h1>")
+        print(len(await page.screenshot(type="png")))
+        await browser.close()
+asyncio.run(main())' 2>&1) || die "Chromium did not start in the image: $shot"
+log "chromium: a ${shot}-byte screenshot"
 
 # ---- 5. stop: drains on SIGTERM, exits 0 within the grace ----------------------------------
 stage stop

@@ -79,7 +79,6 @@ BROWSER_REFUSAL_STAGES = (
     "popup",
     "download",
     "connection",
-    "page",
 )
 
 # the task writes retried through a transient store error (see app/store/transient.py)

@@ -37,9 +37,9 @@ _HOST_PORT = re.compile(r"^(localhost|[^/:]*\.[^/:]*):\d+(/|$)", re.IGNORECASE) 
 
 # where a refusal happened: the model's `navigate`; a page navigation (link, form, redirect
 # answered in the page, meta refresh, script); a subresource (image, script, fetch, frame...);
-# a WebSocket; a popup; a download; a connection at the SOCKS gate; a committed page URL
+# a WebSocket; a popup; a download; a connection at the SOCKS gate
 Stage = Literal[
-    "navigate", "navigation", "subresource", "websocket", "popup", "download", "connection", "page"
+    "navigate", "navigation", "subresource", "websocket", "popup", "download", "connection"
 ]
 STAGES: tuple[Stage, ...] = (
     "navigate",
@@ -49,7 +49,6 @@ STAGES: tuple[Stage, ...] = (
     "popup",
     "download",
     "connection",
-    "page",
 )
 
 
