@@ -49,6 +49,7 @@ from app.state import State
 from app.store.engine import create_engine
 from app.store.migrations import migrate
 from app.tools.browser.launcher import BrowserPool
+from app.ui import install_ui
 
 log = structlog.get_logger(__name__)
 
@@ -170,6 +171,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events_router)
     app.include_router(providers_router)
     app.include_router(realtime_router)
+    install_ui(app, settings)
     return app
 
 

@@ -15,13 +15,23 @@ from app.agents.schemas import (
     Task,
     TaskCreate,
     TaskList,
+    TaskState,
 )
 from app.state import AuthDep, ManagerDep
 
 router = APIRouter(prefix="/v1", dependencies=[AuthDep], tags=["agents"])
 
 AgentName = Annotated[str, Path(max_length=64, pattern=AGENT_NAME_PATTERN)]
-TaskId = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$")]
+# any string: a malformed id names no task, so it answers 404 like an unknown one
+TaskId = Annotated[str, Path(min_length=1)]
+Wait = Annotated[
+    float,
+    Query(
+        ge=0,
+        description="hold the request until the task finishes (200) or this many seconds "
+        "pass (202 with its current state); at most BIGTHREE_MAX_WAIT_S",
+    ),
+]
 
 
 @router.post("/agents", status_code=status.HTTP_201_CREATED, response_model=Agent)
@@ -45,9 +55,19 @@ async def delete_agent(name: AgentName, manager: ManagerDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/agents/{name}/tasks", status_code=status.HTTP_202_ACCEPTED, response_model=Task)
-async def submit_task(name: AgentName, spec: TaskCreate, manager: ManagerDep) -> Task:
-    return await manager.submit(name, spec)
+@router.post(
+    "/agents/{name}/tasks",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Task,
+    responses={200: {"model": Task, "description": "with `wait`: the task has finished"}},
+)
+async def submit_task(
+    name: AgentName, spec: TaskCreate, manager: ManagerDep, response: Response, wait: Wait = 0
+) -> Task:
+    task = await manager.submit(name, spec, wait_s=wait)
+    if wait > 0 and task.state.finished:
+        response.status_code = status.HTTP_200_OK
+    return task
 
 
 @router.get("/agents/{name}/tasks", response_model=TaskList)
@@ -57,9 +77,29 @@ async def list_tasks(
     return TaskList(tasks=await manager.list_tasks(name, limit))
 
 
-@router.get("/tasks/{task_id}", response_model=Task)
-async def get_task(task_id: TaskId, manager: ManagerDep) -> Task:
-    return await manager.get_task(task_id)
+@router.get("/tasks", response_model=TaskList)
+async def recent_tasks(
+    manager: ManagerDep,
+    agent: Annotated[str | None, Query(max_length=64)] = None,
+    state: TaskState | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> TaskList:
+    """The newest tasks across agents, newest first (tasks of deleted agents included)."""
+    return TaskList(tasks=await manager.recent_tasks(agent=agent, state=state, limit=limit))
+
+
+@router.get(
+    "/tasks/{task_id}",
+    response_model=Task,
+    responses={202: {"model": Task, "description": "with `wait`: not finished in time"}},
+)
+async def get_task(
+    task_id: TaskId, manager: ManagerDep, response: Response, wait: Wait = 0
+) -> Task:
+    task = await manager.get_task(task_id, wait_s=wait)
+    if wait > 0 and not task.state.finished:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return task
 
 
 @router.get("/costs", response_model=CostReport)

@@ -10,7 +10,6 @@ client that sees the event can read the matching state back. The AgentManager de
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import time
 from collections import deque
@@ -24,6 +23,7 @@ from app.agents.llm import CallContext, LLMClient
 from app.agents.repository import TaskRepository
 from app.agents.runtime import CANCELLED_MESSAGE, INTERRUPTED_MESSAGE, AgentRuntime
 from app.agents.schemas import AgentState, Task, TaskError, TaskState, UsageOut
+from app.agents.waiting import TaskWaiters
 from app.core.config import Settings
 from app.core.metrics import Metrics
 from app.events.service import EventBus
@@ -62,7 +62,7 @@ class TaskExecutor:
         self._runners = runners
         self._draining = draining
         self._slots = asyncio.Semaphore(settings.max_concurrent_tasks)
-        self._finish_signals: dict[str, asyncio.Event] = {}
+        self.waiters = TaskWaiters(settings.max_waiters)
 
     # --- for the manager ----------------------------------------------------------------
 
@@ -84,16 +84,7 @@ class TaskExecutor:
         self, task_id: str, timeout_s: float, read: Callable[[str], Awaitable[Task]]
     ) -> Task:
         """The task once it has finished, or as it is after `timeout_s` seconds."""
-        signal = self._finish_signals.setdefault(task_id, asyncio.Event())
-        task = await read(task_id)
-        if not task.state.finished:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout_s):
-                    await signal.wait()
-            task = await read(task_id)
-        if task.state.finished:
-            self._finish_signals.pop(task_id, None)
-        return task
+        return await self.waiters.wait(task_id, timeout_s, read)
 
     async def finish_unstarted(self, task: Task, kind: str, state: TaskState, reason: str) -> None:
         """Record a task that never ran (cancelled while queued, its agent deleted, ...)."""
@@ -322,9 +313,7 @@ class TaskExecutor:
         return list(rt.history)
 
     def _signal_finished(self, task_id: str) -> None:
-        signal = self._finish_signals.pop(task_id, None)
-        if signal is not None:
-            signal.set()
+        self.waiters.finished(task_id)
 
     def _task_emitter(self, task: Task) -> Callable[[str, dict[str, Any]], None]:
         """Emit events about `task` from inside its run (tool calls, results)."""

@@ -134,6 +134,19 @@ class TaskRepository:
         async with self._engine.connect() as conn:
             return [task_from_row(r) for r in (await conn.execute(query)).mappings()]
 
+    async def recent(
+        self, *, agent_name: str | None, state: TaskState | None, limit: int
+    ) -> list[Task]:
+        """The newest tasks, optionally of one agent name and/or in one state."""
+        query = select(tasks)
+        if agent_name is not None:
+            query = query.where(tasks.c.agent_name == agent_name)
+        if state is not None:
+            query = query.where(tasks.c.state == state)
+        query = query.order_by(tasks.c.order_key.desc()).limit(limit)
+        async with self._engine.connect() as conn:
+            return [task_from_row(r) for r in (await conn.execute(query)).mappings()]
+
     async def in_states(self, states: Sequence[TaskState]) -> list[Task]:
         query = select(tasks).where(tasks.c.state.in_(list(states))).order_by(tasks.c.order_key)
         async with self._engine.connect() as conn:

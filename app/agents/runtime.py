@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -33,6 +34,9 @@ class AgentRuntime:
         self.cancel_as[self.running.id] = as_state
         self.job.cancel()
         return self.job
+
+
+TASK_ID = re.compile(r"[0-9a-f]{1,32}")  # new_id() makes 32; other shapes name no task
 
 
 def new_id() -> str:

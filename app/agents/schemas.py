@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -14,11 +16,16 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from app.core.config import ProviderName
 from app.tools.browser.guard import OriginError, parse_origin
 
 AGENT_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$"
+AGENT_NAME_RULE = (
+    "lowercase letters, digits, '-' and '_', 1–64 characters, "  # noqa: RUF001
+    "starting and ending with a letter or digit"
+)
 MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$"
 
 AgentKind = Literal["chat", "coder", "orchestrator", "browser"]
@@ -45,6 +52,19 @@ class TaskState(StrEnum):
     @property
     def finished(self) -> bool:
         return self not in {TaskState.QUEUED, TaskState.RUNNING}
+
+
+def _check_agent_name(value: str) -> str:
+    if not re.fullmatch(AGENT_NAME_PATTERN, value):
+        raise PydanticCustomError("agent_name", f"an agent name has {AGENT_NAME_RULE}")
+    return value
+
+
+AgentNameStr = Annotated[
+    str,
+    AfterValidator(_check_agent_name),
+    Field(description=AGENT_NAME_RULE, json_schema_extra={"pattern": AGENT_NAME_PATTERN}),
+]
 
 
 class ModelRef(BaseModel):
@@ -91,10 +111,7 @@ class BrowserOptions(BaseModel):
 class AgentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(
-        pattern=AGENT_NAME_PATTERN,
-        description="lowercase letters, digits, '-' and '_'; 1-64 characters",
-    )
+    name: AgentNameStr
     kind: AgentKind = "chat"
     provider: ProviderName | None = Field(None, description="default: BIGTHREE_DEFAULT_PROVIDER")
     model: str = Field(pattern=MODEL_PATTERN, description="the provider's model name")
@@ -141,6 +158,11 @@ def _iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
 
 
+def _from_iso(value: object) -> object:
+    """Read back what `_iso` wrote (the client validates the server's JSON with these models)."""
+    return datetime.fromisoformat(value).timestamp() if isinstance(value, str) else value
+
+
 class UsageOut(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
@@ -173,6 +195,8 @@ class Agent(BaseModel):
     @field_serializer("created_at", "updated_at")
     def _times(self, ts: float) -> str | None:
         return _iso(ts)
+
+    _read_times = field_validator("created_at", "updated_at", mode="before")(_from_iso)
 
     def browser_options(self) -> BrowserOptions:
         return BrowserOptions(
@@ -217,6 +241,10 @@ class Task(BaseModel):
     @field_serializer("created_at", "started_at", "finished_at")
     def _times(self, ts: float | None) -> str | None:
         return _iso(ts)
+
+    _read_times = field_validator("created_at", "started_at", "finished_at", mode="before")(
+        _from_iso
+    )
 
 
 class AgentCost(BaseModel):

@@ -27,7 +27,13 @@ from app.agents.kinds.base import AgentKindRunner
 from app.agents.kinds.coder import open_workspace
 from app.agents.llm import LLMClient
 from app.agents.repository import AgentRepository, TaskRepository
-from app.agents.runtime import CANCELLED_MESSAGE, INTERRUPTED_MESSAGE, AgentRuntime, new_id
+from app.agents.runtime import (
+    CANCELLED_MESSAGE,
+    INTERRUPTED_MESSAGE,
+    TASK_ID,
+    AgentRuntime,
+    new_id,
+)
 from app.agents.schemas import (
     Agent,
     AgentCost,
@@ -130,6 +136,7 @@ class AgentManager:
         if not self._draining:
             self._draining = True
             self._metrics.draining.set(1)
+            self._executor.waiters.release_all()  # no held request may outlive the drain
             self._bus.emit("service.draining", payload={"grace_s": grace_s})
             log.info("draining", grace_s=grace_s, running=len(self._jobs()))
         jobs = self._jobs()
@@ -295,7 +302,17 @@ class AgentManager:
 
     # --- tasks --------------------------------------------------------------------------
 
-    async def submit(self, name: str, spec: TaskCreate) -> Task:
+    async def submit(self, name: str, spec: TaskCreate, *, wait_s: float = 0.0) -> Task:
+        """Queue a task for agent `name`; with `wait_s`, return it once finished or as it is
+        after that long (the wait slot is taken first: a refused wait stores nothing)."""
+        if wait_s <= 0:
+            return await self._submit(name, spec)
+        self._check_wait(wait_s)
+        async with self._executor.waiters.slot():
+            task = await self._submit(name, spec)
+            return await self._executor.wait_for(task.id, wait_s, self._read_task)
+
+    async def _submit(self, name: str, spec: TaskCreate) -> Task:
         self._refuse_if_draining()
         rt = self._runtime(name)
         settings = self._settings
@@ -342,15 +359,36 @@ class AgentManager:
         self._executor.ensure_worker(rt)
         return task
 
-    async def get_task(self, task_id: str) -> Task:
-        task = await self._tasks.get(task_id)
+    async def get_task(self, task_id: str, *, wait_s: float = 0.0) -> Task:
+        """The task; with `wait_s`, once finished or as it is after that long."""
+        if wait_s <= 0:
+            return await self._read_task(task_id)
+        self._check_wait(wait_s)
+        async with self._executor.waiters.slot():
+            return await self._executor.wait_for(task_id, wait_s, self._read_task)
+
+    async def _read_task(self, task_id: str) -> Task:
+        # a malformed id names no task: the same 404 as an unknown one, without a query
+        task = await self._tasks.get(task_id) if TASK_ID.fullmatch(task_id) else None
         if task is None:
-            raise NotFound(f"no task with id {task_id!r}")
+            raise NotFound(f"no task with id {task_id[:64]!r}")
         return task
+
+    def _check_wait(self, wait_s: float) -> None:
+        if wait_s > self._settings.max_wait_s:
+            raise InvalidInput(
+                f"wait must be at most {self._settings.max_wait_s:g} seconds (BIGTHREE_MAX_WAIT_S)"
+            )
 
     async def list_tasks(self, name: str, limit: int = 100) -> list[Task]:
         rt = self._runtime(name)
         return await self._tasks.for_agent(rt.agent.id, limit=limit)
+
+    async def recent_tasks(
+        self, *, agent: str | None = None, state: TaskState | None = None, limit: int = 100
+    ) -> list[Task]:
+        """The newest tasks across agents (deleted ones' included), newest first."""
+        return await self._tasks.recent(agent_name=agent, state=state, limit=limit)
 
     async def cancel_task(self, task_id: str) -> Task:
         task = await self.get_task(task_id)
@@ -372,8 +410,9 @@ class AgentManager:
         return await self.get_task(task_id)
 
     async def wait_for_task(self, task_id: str, timeout_s: float) -> Task:
-        """The task once it has finished, or as it is after `timeout_s` seconds."""
-        return await self._executor.wait_for(task_id, timeout_s, self.get_task)
+        """The task once it has finished, or as it is after `timeout_s` seconds (not counted
+        against BIGTHREE_MAX_WAITERS: for the service's own callers)."""
+        return await self._executor.wait_for(task_id, timeout_s, self._read_task)
 
     # --- artifacts ----------------------------------------------------------------------
 

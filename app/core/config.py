@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     metrics_require_auth: bool = Field(False, description="Require a bearer key on /metrics.")
     max_request_body_bytes: int = Field(1_048_576, ge=1024, le=100_000_000)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    grafana_url: str | None = Field(
+        None, description="The Grafana dashboard's URL, linked from the console at /ui."
+    )
 
     # --- storage ------------------------------------------------------------------------
     data_dir: Path = Field(Path("data"), description="Where the SQLite file lives.")
@@ -62,6 +65,12 @@ class Settings(BaseSettings):
     max_task_timeout_s: float = Field(3600.0, gt=0)
     chat_history_turns: int = Field(10, ge=0, le=1000)
     drain_grace_s: float = Field(25.0, ge=0, description="SIGTERM: wait this long for tasks.")
+    max_wait_s: float = Field(
+        60.0, gt=0, le=3600, description="Longest `?wait=` a task submit or read may hold for."
+    )
+    max_waiters: int = Field(
+        1000, ge=1, le=1_000_000, description="Requests waiting on tasks at once; then 503."
+    )
 
     # --- coder and orchestrator agents --------------------------------------------------
     workspace_roots: Annotated[list[Path], NoDecode] = Field(
@@ -250,6 +259,15 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("grafana_url")
+    @classmethod
+    def _check_grafana_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
 
     @field_validator("realtime_url")
     @classmethod

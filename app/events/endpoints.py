@@ -1,10 +1,13 @@
-"""Event routes: post external events, page through stored ones, stream them over WebSocket.
+"""Event routes: post external events, page through stored ones, stream them over WebSocket,
+and follow one task's events as Server-Sent Events.
 
-WebSocket `/v1/events/ws?after_seq=&agent=&type=&token=` sends each event as one JSON text
-frame. Close codes: 1001 the server is shutting down; 1003 a binary frame was sent; 1007 a
-frame was not JSON; 1008 bad query parameters or authentication (before the handshake
-completes: HTTP 403); 4008 the client read too slowly and was dropped — reconnect with
-`after_seq` set to the last seq received. Client frames: `{"type": "ping"}` → `{"type": "pong"}`.
+WebSocket `/v1/events/ws?after_seq=&agent=&type=&task_id=&token=` sends each event as one
+JSON text frame (a browser, which cannot set headers on a WebSocket, offers its key as the
+subprotocol `bearer.<base64url key>` next to `bigthree.v1`). Close codes: 1001 the server is
+shutting down; 1003 a binary frame was sent; 1007 a frame was not JSON; 1008 bad query
+parameters or authentication (before the handshake completes: HTTP 403); 4008 the client
+read too slowly and was dropped — reconnect with `after_seq` set to the last seq received.
+Client frames: `{"type": "ping"}` → `{"type": "pong"}`.
 """
 
 from __future__ import annotations
@@ -12,16 +15,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect, status
+from fastapi import APIRouter, Header, Query, Response, WebSocket, WebSocketDisconnect, status
+from fastapi.responses import StreamingResponse
 
 from app.core.errors import InvalidInput
-from app.core.security import refuse_unauthorized
+from app.core.security import refuse_unauthorized, websocket_subprotocol
 from app.events.hub import SLOW_CONSUMER, Subscription
 from app.events.schemas import Event, EventFilter, EventIn, EventPage
-from app.events.stream import replay_then_follow
+from app.events.stream import follow_task, replay_then_follow, terminal_seq
 from app.state import AuthDep, BusDep, State, StateDep
 
 log = structlog.get_logger(__name__)
@@ -29,6 +34,8 @@ router = APIRouter(prefix="/v1", tags=["events"])
 
 AgentFilter = Annotated[str | None, Query(max_length=64)]
 TypeFilter = Annotated[str | None, Query(max_length=64)]
+TaskFilter = Annotated[str | None, Query(max_length=32)]
+KEEPALIVE_S = 15.0  # an SSE comment this often keeps idle proxies from closing the stream
 
 
 @router.post("/events", status_code=status.HTTP_201_CREATED, dependencies=[AuthDep])
@@ -51,13 +58,85 @@ async def list_events(
     after_seq: Annotated[int, Query(ge=0)] = 0,
     agent: AgentFilter = None,
     type: TypeFilter = None,
+    task_id: TaskFilter = None,
     limit: Annotated[int, Query(ge=1)] = 100,
 ) -> EventPage:
     if limit > state.settings.events_page_max:
         raise InvalidInput(f"limit must be at most {state.settings.events_page_max}")
-    return await state.bus.page(
-        after_seq=after_seq, where=EventFilter(agent=agent, type=type), limit=limit
+    where = EventFilter(agent=agent, type=type, task_id=task_id)
+    return await state.bus.page(after_seq=after_seq, where=where, limit=limit)
+
+
+@router.get(
+    "/tasks/{task_id}/events",
+    dependencies=[AuthDep],
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, 204: {}},
+)
+async def task_events(
+    task_id: str,
+    state: StateDep,
+    after_seq: Annotated[int, Query(ge=0)] = 0,
+    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+) -> Response:
+    """The task's stored events, then live ones, as Server-Sent Events (`id:` is the seq,
+    `data:` the event JSON); the stream ends after the task's terminal event. `Last-Event-ID`
+    (or `after_seq`) resumes; 204 when the client already has the terminal event."""
+    if last_event_id is not None:
+        if not last_event_id.isdigit():
+            raise InvalidInput("Last-Event-ID must be an event seq")
+        after_seq = int(last_event_id)
+    sub = state.hub.subscribe(EventFilter(task_id=task_id))
+    try:
+        task = await state.manager.get_task(task_id)  # 404 for unknown and malformed ids
+        finished = task.state.finished
+        if finished:
+            seq = await terminal_seq(state.bus, task_id)
+            if seq is not None and seq <= after_seq:
+                state.hub.unsubscribe(sub)
+                return Response(status_code=status.HTTP_204_NO_CONTENT)
+    except BaseException:
+        state.hub.unsubscribe(sub)
+        raise
+    events = follow_task(state.bus, sub, task_id, after_seq, finished=finished)
+    return StreamingResponse(
+        _sse_frames(state, sub, events),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
     )
+
+
+async def _sse_frames(
+    state: State, sub: Subscription, events: AsyncIterator[Event]
+) -> AsyncIterator[bytes]:
+    """SSE framing, written here: it is three lines per event, and the libraries that do it
+    patch uvicorn's signal handling, which `app.server.DrainingServer` owns. Ends when the
+    events end or the subscription is closed (drain, slow reader)."""
+    closed: asyncio.Future[Any] = asyncio.ensure_future(sub.closed.wait())
+    pending: asyncio.Future[Any] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(events))
+            done, _ = await asyncio.wait(
+                {pending, closed}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED
+            )
+            if pending in done:
+                try:
+                    event = pending.result()
+                except StopAsyncIteration:
+                    return
+                pending = None
+                yield f"id: {event.seq}\ndata: {event.model_dump_json()}\n\n".encode()
+            elif closed in done:
+                return
+            else:
+                yield b": keep-alive\n\n"
+    finally:
+        for future in (pending, closed):
+            if future is not None:
+                future.cancel()
+        state.hub.unsubscribe(sub)
 
 
 def _parse_stream_params(websocket: WebSocket) -> tuple[int, EventFilter]:
@@ -65,11 +144,15 @@ def _parse_stream_params(websocket: WebSocket) -> tuple[int, EventFilter]:
     raw_after = params.get("after_seq", "0")
     if not raw_after.isdigit() or len(raw_after) > 18:
         raise ValueError("after_seq must be a non-negative integer")
-    agent, type_ = params.get("agent"), params.get("type")
-    for name, value in (("agent", agent), ("type", type_)):
-        if value is not None and not (0 < len(value) <= 64):
-            raise ValueError(f"{name} must be 1-64 characters")
-    return int(raw_after), EventFilter(agent=agent, type=type_)
+    agent, type_, task_id = params.get("agent"), params.get("type"), params.get("task_id")
+    for name, value, longest in (
+        ("agent", agent, 64),
+        ("type", type_, 64),
+        ("task_id", task_id, 32),
+    ):
+        if value is not None and not (0 < len(value) <= longest):
+            raise ValueError(f"{name} must be 1-{longest} characters")
+    return int(raw_after), EventFilter(agent=agent, type=type_, task_id=task_id)
 
 
 async def _send_events(websocket: WebSocket, events: Any) -> None:
@@ -99,7 +182,7 @@ async def stream_events(websocket: WebSocket) -> None:
     state: State = websocket.app.state.bigthree
     if await refuse_unauthorized(state.settings, websocket):
         return
-    await websocket.accept()
+    await websocket.accept(subprotocol=websocket_subprotocol(websocket))
     try:
         after_seq, where = _parse_stream_params(websocket)
     except ValueError as exc:

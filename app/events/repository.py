@@ -39,6 +39,8 @@ class EventRepository:
             query = query.where(events.c.seq <= until_seq)
         if where is not None and where.agent is not None:
             query = query.where(events.c.agent == where.agent)
+        if where is not None and where.task_id is not None:
+            query = query.where(events.c.task_id == where.task_id)
         if where is not None and where.type is not None:
             if where.type.endswith("*"):
                 query = query.where(events.c.type.startswith(where.type[:-1], autoescape=True))

@@ -84,9 +84,12 @@ class EventFilter(BaseModel):
 
     agent: str | None = None
     type: str | None = None
+    task_id: str | None = None
 
     def matches(self, event: Event) -> bool:
         if self.agent is not None and event.agent != self.agent:
+            return False
+        if self.task_id is not None and event.task_id != self.task_id:
             return False
         if self.type is None:
             return True

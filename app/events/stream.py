@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from app.events.hub import Subscription
@@ -35,3 +36,47 @@ async def replay_then_follow(
             continue
         last = event.seq
         yield event
+
+
+TERMINAL_TASK_EVENTS = frozenset(
+    {"task.succeeded", "task.failed", "task.cancelled", "task.timed_out", "task.interrupted"}
+)
+# A task found finished whose terminal event is not stored (pruned by retention, or emitted a
+# moment after the store said finished) ends its stream after this long without events.
+FINISHED_IDLE_S = 2.0
+
+
+async def terminal_seq(bus: EventBus, task_id: str) -> int | None:
+    """The seq of `task_id`'s stored terminal event, if there is one."""
+    await bus.flush(within_s=10.0)
+    where = EventFilter(task_id=task_id, type="task.*")
+    last = 0
+    while True:
+        page = await bus.repository.read(after_seq=last, where=where, limit=BACKLOG_PAGE)
+        for event in page:
+            if event.type in TERMINAL_TASK_EVENTS:
+                return event.seq
+        if len(page) < BACKLOG_PAGE:
+            return None
+        last = page[-1].seq
+
+
+async def follow_task(
+    bus: EventBus, sub: Subscription, task_id: str, after_seq: int, *, finished: bool
+) -> AsyncIterator[Event]:
+    """One task's events after `after_seq` (stored, then live), ending after its terminal
+    event. `sub` must be subscribed with a `task_id` filter before the task's state was read;
+    `finished` is that state."""
+    events = replay_then_follow(bus, sub, EventFilter(task_id=task_id), after_seq).__aiter__()
+    while True:
+        try:
+            if finished:
+                async with asyncio.timeout(FINISHED_IDLE_S):
+                    event = await anext(events)
+            else:
+                event = await anext(events)
+        except (StopAsyncIteration, TimeoutError):
+            return
+        yield event
+        if event.type in TERMINAL_TASK_EVENTS:
+            return

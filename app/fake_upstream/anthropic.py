@@ -98,8 +98,14 @@ class AnthropicDialect:
         ]
         return blocks
 
-    def _message(self, reply: Reply, model: str, content: list[dict[str, Any]],
-                 stop_reason: str | None, output_tokens: int) -> dict[str, Any]:
+    def _message(
+        self,
+        reply: Reply,
+        model: str,
+        content: list[dict[str, Any]],
+        stop_reason: str | None,
+        output_tokens: int,
+    ) -> dict[str, Any]:
         return {
             "id": new_id("msg_"),
             "type": "message",

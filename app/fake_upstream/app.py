@@ -50,8 +50,7 @@ def provider_router(state: FakeState) -> APIRouter:
 def create_fake_app() -> FastAPI:
     """A fresh fake with empty scripts and an empty request log."""
     state = FakeState()
-    app = FastAPI(title="Big Three fake upstream", openapi_url=None, docs_url=None,
-                  redoc_url=None)
+    app = FastAPI(title="Big Three fake upstream", openapi_url=None, docs_url=None, redoc_url=None)
     app.include_router(control_router(state))
     app.include_router(provider_router(state))
     app.include_router(realtime_router())

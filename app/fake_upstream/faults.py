@@ -86,8 +86,9 @@ class WireResponse(Response):
             await _cancel(gone)
 
     async def _send(self, gone: asyncio.Future[None], send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status_code,
-                    "headers": self.raw_headers})
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
         limit = len(self.parts) if self.cut_after is None else self.cut_after
         for index, part in enumerate(self.parts[:limit]):
             if index and not await _sleep_unless(gone, self.drip_s):

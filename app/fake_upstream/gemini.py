@@ -87,8 +87,9 @@ class GeminiDialect:
             usage["cachedContentTokenCount"] = reply.cached_input_tokens
         return usage
 
-    def _response(self, parts: list[dict[str, Any]], model: str, response_id: str,
-                  finish: str | None = None) -> dict[str, Any]:
+    def _response(
+        self, parts: list[dict[str, Any]], model: str, response_id: str, finish: str | None = None
+    ) -> dict[str, Any]:
         candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
         if finish is not None:
             candidate["finishReason"] = finish
@@ -102,8 +103,9 @@ class GeminiDialect:
 
     def render(self, reply: Reply, model: str) -> dict[str, Any]:
         parts = [{"text": reply.text}] if reply.text or not reply.tool_calls else []
-        body = self._response(parts + self._calls(reply), model, new_id(""),
-                              reply.finish_reason or "STOP")
+        body = self._response(
+            parts + self._calls(reply), model, new_id(""), reply.finish_reason or "STOP"
+        )
         body["usageMetadata"] = self._usage(reply)
         return body
 

@@ -98,8 +98,12 @@ class OpenAIDialect:
         events = [chunk(first)]
         events += [chunk({"content": piece}) for piece in pieces(reply.text)]
         for index, call in enumerate(reply.tool_calls):
-            opening = {"index": index, "id": call.id, "type": "function",
-                       "function": {"name": call.name, "arguments": ""}}
+            opening = {
+                "index": index,
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": ""},
+            }
             events.append(chunk({"tool_calls": [opening]}))
             events += [
                 chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
@@ -128,6 +132,10 @@ class OpenAIDialect:
 
     def stream_error_event(self, spec: StreamErrorSpec, request_id: str) -> bytes:
         kind, _code, message = _SERVER_ERROR
-        error = {"message": spec.message or message, "type": spec.type or kind,
-                 "param": None, "code": None}
+        error = {
+            "message": spec.message or message,
+            "type": spec.type or kind,
+            "param": None,
+            "code": None,
+        }
         return sse({"error": error})

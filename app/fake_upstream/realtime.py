@@ -174,8 +174,12 @@ def _pieces(step: RealtimeStep) -> list[tuple[str, str]]:
 
 async def _deltas(conn: Connection, step: RealtimeStep, response_id: str) -> int:
     """Stream the step's deltas, honouring `close_code` and `hold` after the first one."""
-    where = {"response_id": response_id, "item_id": f"item_{response_id}", "output_index": 0,
-             "content_index": 0}
+    where = {
+        "response_id": response_id,
+        "item_id": f"item_{response_id}",
+        "output_index": 0,
+        "content_index": 0,
+    }
     pieces = _pieces(step)
     for n, (kind, delta) in enumerate(pieces):
         if conn.cancel.is_set():
@@ -198,17 +202,35 @@ async def _function_call(
 ) -> dict[str, Any]:
     args = call.arguments if isinstance(call.arguments, str) else json.dumps(call.arguments)
     call_id = call.call_id or conn.new_id("call")
-    item: dict[str, Any] = {"id": conn.new_id("item"), "type": "function_call",
-                            "status": "in_progress", "call_id": call_id, "name": call.name,
-                            "arguments": ""}
+    item: dict[str, Any] = {
+        "id": conn.new_id("item"),
+        "type": "function_call",
+        "status": "in_progress",
+        "call_id": call_id,
+        "name": call.name,
+        "arguments": "",
+    }
     where = {"response_id": response_id, "output_index": index, "call_id": call_id}
     await conn.send({"type": "response.output_item.added", **where, "item": dict(item)})
     half = len(args) // 2
     for piece in (args[:half], args[half:]):
-        await conn.send({"type": "response.function_call_arguments.delta", **where,
-                         "item_id": item["id"], "delta": piece})
-    await conn.send({"type": "response.function_call_arguments.done", **where,
-                     "item_id": item["id"], "name": call.name, "arguments": args})
+        await conn.send(
+            {
+                "type": "response.function_call_arguments.delta",
+                **where,
+                "item_id": item["id"],
+                "delta": piece,
+            }
+        )
+    await conn.send(
+        {
+            "type": "response.function_call_arguments.done",
+            **where,
+            "item_id": item["id"],
+            "name": call.name,
+            "arguments": args,
+        }
+    )
     item.update(status="completed", arguments=args)
     await conn.send({"type": "response.output_item.done", **where, "item": item})
     return item
@@ -220,8 +242,12 @@ async def _play(conn: Connection, step: RealtimeStep, create_event_id: str | Non
         await conn.send({"type": "error", "error": error})
         return
     response_id = conn.new_id("resp")
-    await conn.send({"type": "response.created",
-                     "response": {"id": response_id, "status": "in_progress", "output": []}})
+    await conn.send(
+        {
+            "type": "response.created",
+            "response": {"id": response_id, "status": "in_progress", "output": []},
+        }
+    )
     output: list[dict[str, Any]] = []
     status, words = "completed", 0
     try:
@@ -232,16 +258,18 @@ async def _play(conn: Connection, step: RealtimeStep, create_event_id: str | Non
         return
     except _Cancelled:
         status = "cancelled"
-    response = {"id": response_id, "status": status, "output": output,
-                "usage": _usage(step, words)}
+    response = {"id": response_id, "status": status, "output": output, "usage": _usage(step, words)}
     await conn.send({"type": "response.done", "response": response})
 
 
 async def _handle(fake: RealtimeFake, conn: Connection, event: dict[str, Any]) -> None:
     kind = event.get("type")
     if kind == "session.update":
-        session = {"id": f"sess_{conn.id}", "object": "realtime.session",
-                   **(event.get("session") or {})}
+        session = {
+            "id": f"sess_{conn.id}",
+            "object": "realtime.session",
+            **(event.get("session") or {}),
+        }
         await conn.send({"type": "session.updated", "session": session})
     elif kind == "conversation.item.create":
         item = {"id": conn.new_id("item"), **(event.get("item") or {})}
@@ -257,8 +285,12 @@ async def _handle(fake: RealtimeFake, conn: Connection, event: dict[str, Any]) -
         await conn.send({"type": f"input_audio_buffer.{past}"})
     elif kind == "response.create":
         if conn.active is not None and not conn.active.done():
-            await _error(conn, "conversation_already_has_active_response",
-                         "Conversation already has an active response", event)
+            await _error(
+                conn,
+                "conversation_already_has_active_response",
+                "Conversation already has an active response",
+                event,
+            )
             return
         echo = f"echo: {conn.last_user_text}" if conn.last_user_text else "ok"
         step = fake.take(conn.last_user_text) or RealtimeStep(text=echo)
@@ -274,23 +306,45 @@ async def _handle(fake: RealtimeFake, conn: Connection, event: dict[str, Any]) -
 
 
 async def _error(conn: Connection, code: str, message: str, event: dict[str, Any]) -> None:
-    await conn.send({"type": "error", "error": {"type": "invalid_request_error", "code": code,
-                                                "message": message,
-                                                "event_id": event.get("event_id")}})
+    await conn.send(
+        {
+            "type": "error",
+            "error": {
+                "type": "invalid_request_error",
+                "code": code,
+                "message": message,
+                "event_id": event.get("event_id"),
+            },
+        }
+    )
 
 
 async def _serve(fake: RealtimeFake, ws: WebSocket) -> None:
     await ws.accept()
     conn = Connection(next(fake.counter), ws)
     fake.open[conn.id] = conn
-    fake.connections.append({"id": conn.id, "path": ws.url.path,
-                             "query": dict(ws.query_params),
-                             "headers": redact(dict(ws.headers), SECRET_HEADERS)})
+    fake.connections.append(
+        {
+            "id": conn.id,
+            "path": ws.url.path,
+            "query": dict(ws.query_params),
+            "headers": redact(dict(ws.headers), SECRET_HEADERS),
+        }
+    )
     model = ws.query_params.get("model", "gpt-realtime")
     try:
-        await conn.send({"type": "session.created", "session": {
-            "id": f"sess_{conn.id}", "object": "realtime.session", "type": "realtime",
-            "model": model, "expires_at": int(time.time()) + 3600}})
+        await conn.send(
+            {
+                "type": "session.created",
+                "session": {
+                    "id": f"sess_{conn.id}",
+                    "object": "realtime.session",
+                    "type": "realtime",
+                    "model": model,
+                    "expires_at": int(time.time()) + 3600,
+                },
+            }
+        )
         while True:
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":

@@ -66,15 +66,23 @@ async def serve(
     if not is_json:
         problem = ErrorSpec(message="The request body is not valid JSON.")
         payload = dumps(dialect.error_body(400, problem, None, request_id))
-        return WireResponse([payload], status_code=400, content_length=True,
-                            headers={dialect.request_id_header: request_id})
+        return WireResponse(
+            [payload],
+            status_code=400,
+            content_length=True,
+            headers={dialect.request_id_header: request_id},
+        )
     default: Callable[[], Step] = Step
     if computer_use.is_computer_use(body):
         records, unfit = computer_use.check(body, model)
         if unfit is not None:
             payload = dumps(dialect.error_body(400, ErrorSpec(message=unfit), None, request_id))
-            return WireResponse([payload], status_code=400, content_length=True,
-                                headers={dialect.request_id_header: request_id})
+            return WireResponse(
+                [payload],
+                status_code=400,
+                content_length=True,
+                headers={dialect.request_id_header: request_id},
+            )
         state.screens.extend(records)
         base = str(request.base_url)
         default = partial(computer_use.default_step, body, base)

@@ -1,7 +1,8 @@
 """`WS /v1/realtime?modality=audio|text&token=`: one connection is one realtime session.
 
-Authenticated like every WebSocket (bearer header or `?token=`; bad credentials are refused
-before the handshake, as HTTP 403). The protocol and close codes are in docs/realtime.md.
+Authenticated like every WebSocket (bearer header, `?token=` or the `bearer.` subprotocol;
+bad credentials are refused before the handshake, as HTTP 403). The protocol and close
+codes are in docs/realtime.md.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import contextlib
 
 from fastapi import APIRouter, WebSocket, status
 
-from app.core.security import refuse_unauthorized
+from app.core.security import refuse_unauthorized, websocket_subprotocol
 from app.realtime import protocol as p
 from app.realtime.service import MODALITIES, RealtimeService
 from app.state import State
@@ -24,7 +25,7 @@ async def realtime(websocket: WebSocket) -> None:
     if await refuse_unauthorized(state.settings, websocket):
         return
     service: RealtimeService = websocket.app.state.realtime
-    await websocket.accept()
+    await websocket.accept(subprotocol=websocket_subprotocol(websocket))
     modality = websocket.query_params.get("modality", "audio")
     if modality not in MODALITIES:
         message = f"modality must be one of {', '.join(MODALITIES)}"

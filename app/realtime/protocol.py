@@ -151,5 +151,8 @@ def delta_frame(event: dict[str, Any]) -> dict[str, Any] | None:
     if kind is None:
         return None
     frame_type, field = kind
-    return {"type": frame_type, "response_id": event.get("response_id"),
-            field: event.get("delta", "")}
+    return {
+        "type": frame_type,
+        "response_id": event.get("response_id"),
+        field: event.get("delta", ""),
+    }

@@ -92,8 +92,13 @@ class RealtimeSession:
         self._to_client(self._ctx.session_frame(self.id, self._toolset, self._modality))
         writer = self._spawn(self._write_client(), client=True)
         self._spawn(self._read_client(), client=True)
-        for coro in (self._read_upstream(), self._write_upstream(), self._respond(),
-                     self._watch_tasks(), self._time_limit()):
+        for coro in (
+            self._read_upstream(),
+            self._write_upstream(),
+            self._respond(),
+            self._watch_tasks(),
+            self._time_limit(),
+        ):
             self._spawn(coro)
         try:
             end = await self._end
@@ -175,8 +180,10 @@ class RealtimeSession:
         limit = self._ctx.settings.realtime_max_session_s
         await asyncio.sleep(limit)
         message = f"session time limit reached ({limit:g}s): reconnect for a new session"
-        self._finish(SessionEnd(p.SESSION_TIME_LIMIT, message, "time_limit"),
-                     p.error_frame("session_time_limit", message, reconnect=True))
+        self._finish(
+            SessionEnd(p.SESSION_TIME_LIMIT, message, "time_limit"),
+            p.error_frame("session_time_limit", message, reconnect=True),
+        )
 
     # --- the client side ----------------------------------------------------------------
 
@@ -203,8 +210,11 @@ class RealtimeSession:
                 return
             text = message.get("text")
             if text is None:
-                self._finish(SessionEnd(p.UNSUPPORTED_DATA, "binary frames are not supported",
-                                        "protocol_error"))
+                self._finish(
+                    SessionEnd(
+                        p.UNSUPPORTED_DATA, "binary frames are not supported", "protocol_error"
+                    )
+                )
                 return
             try:
                 msg = p.parse_client_message(text)
@@ -275,14 +285,19 @@ class RealtimeSession:
 
     async def _watch_tasks(self) -> None:
         code = await self._calls.watcher.run()
-        self._finish(SessionEnd(code, "server shutting down", "shutdown"),
-                     p.error_frame("shutdown", "the service is shutting down"))
+        self._finish(
+            SessionEnd(code, "server shutting down", "shutdown"),
+            p.error_frame("shutdown", "the service is shutting down"),
+        )
 
     def _emit(
         self, type_: str, payload: dict[str, Any], *, agent: Any = None, task_id: Any = None
     ) -> None:
-        self._ctx.bus.emit(type_, source="realtime", session_id=self.id,
-                           agent=agent if isinstance(agent, str) else None,
-                           task_id=task_id if isinstance(task_id, str) else None,
-                           payload=payload)
-
+        self._ctx.bus.emit(
+            type_,
+            source="realtime",
+            session_id=self.id,
+            agent=agent if isinstance(agent, str) else None,
+            task_id=task_id if isinstance(task_id, str) else None,
+            payload=payload,
+        )

@@ -39,12 +39,17 @@ def _workspaces(conn: Connection) -> None:
     add_column_if_missing(conn, "tasks", "files_changed", "JSON")
 
 
+def _events_by_task(conn: Connection) -> None:
+    """A task's events are read on their own (its event stream, `task_id` filters)."""
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_events_task_id ON events (task_id)"))
+
+
 def _browser(conn: Connection) -> None:
     artifacts.create(conn, checkfirst=True)
     add_column_if_missing(conn, "agents", "options", "JSON")
 
 
-MIGRATIONS: list[Migration] = [_initial, _usage_totals, _workspaces, _browser]
+MIGRATIONS: list[Migration] = [_initial, _usage_totals, _workspaces, _events_by_task, _browser]
 
 
 async def migrate(engine: AsyncEngine) -> int:

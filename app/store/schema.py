@@ -79,7 +79,7 @@ events = Table(
     Column("source", String(64), nullable=False),
     Column("type", String(64), nullable=False, index=True),
     Column("agent", String(64), nullable=True, index=True),
-    Column("task_id", String(32), nullable=True),
+    Column("task_id", String(32), nullable=True, index=True),
     Column("session_id", String(128), nullable=True),
     Column("payload", JSON, nullable=False),
 )

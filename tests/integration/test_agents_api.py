@@ -51,6 +51,11 @@ def test_bad_agent_input_is_422_with_fields(client: httpx.Client) -> None:
         assert response.status_code == 422, body
         error = response.json()["error"]
         assert error["type"] == "validation_error" and error["fields"], body
+    bad_name = client.post("/v1/agents", json={"name": "-Bad", "model": "m"}).json()["error"]
+    assert bad_name["fields"][0]["message"] == (
+        "an agent name has lowercase letters, digits, '-' and '_', 1–64 characters, "  # noqa: RUF001
+        "starting and ending with a letter or digit"
+    )
 
 
 def test_malformed_json_and_huge_body(client: httpx.Client) -> None:
@@ -73,7 +78,7 @@ def test_unknown_routes_and_ids_give_problem_json(client: httpx.Client) -> None:
         response = client.get(path)
         assert response.status_code == 404, path
         assert response.json()["error"]["type"] == "not_found", path
-    assert client.get("/v1/tasks/not-hex!").status_code == 422
+    assert client.get("/v1/tasks/not-hex!").status_code == 404
 
 
 def test_task_runs_to_a_result_with_usage_and_timings(client: httpx.Client) -> None:

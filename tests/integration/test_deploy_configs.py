@@ -200,8 +200,9 @@ def test_docker_build_stage_builds_a_working_wheel(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (wheel,) = out.glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert "app/cli.py" in names and "app/main.py" in names
+    assert "app/cli/__init__.py" in names and "app/main.py" in names
     assert "app/providers/prices.json" in names
+    assert {"app/ui/static/index.html", "app/ui/static/views/agents.js"} <= names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "bigthree = app.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 

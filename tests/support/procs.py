@@ -105,9 +105,13 @@ def start_fake_upstream(tmp: Path) -> Proc:
 
 
 def start_service(
-    tmp: Path, env: Mapping[str, str] | None = None, data_dir: Path | None = None
+    tmp: Path,
+    env: Mapping[str, str] | None = None,
+    data_dir: Path | None = None,
+    port: int | None = None,
 ) -> Proc:
-    port = free_port()
+    """The service on 127.0.0.1 (`port`: a free one unless given, e.g. to restart in place)."""
+    port = port or free_port()
     data = data_dir or (tmp / f"data-{port}")
     base_env = {
         "BIGTHREE_DATA_DIR": str(data),

@@ -1,0 +1,55 @@
+"""The `bigthree` command: run the service, and talk to a running one.
+
+Each group of subcommands lives in its own module and registers itself on `cli` below; a new
+subcommand (or group) is a module with a `register(cli)` function added to `_GROUPS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import click
+import typer
+
+from app.cli import agents, events, providers, service, tasks
+from app.cli.common import ClientOptions
+
+cli = typer.Typer(
+    name="bigthree",
+    help="Run the Big Three service, or drive a running one "
+    "(BIGTHREE_URL, default http://127.0.0.1:8000; BIGTHREE_API_KEY).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,  # a traceback with locals could print an API key
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+_GROUPS = (service, agents, tasks, events, providers)
+for group in _GROUPS:
+    group.register(cli)
+
+
+@cli.callback()
+def _root(
+    ctx: typer.Context,
+    url: str = typer.Option(
+        "http://127.0.0.1:8000", envvar="BIGTHREE_URL", help="The server client commands use."
+    ),
+    api_key: str = typer.Option(
+        "", envvar="BIGTHREE_API_KEY", help="Bearer key (BIGTHREE_API_KEY).", show_default=False
+    ),
+) -> None:
+    ctx.obj = ClientOptions(url=url, api_key=api_key or None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line `argv` (default: sys.argv[1:]); return the exit code."""
+    try:
+        args = list(argv) if argv is not None else None
+        result = cli(args=args, prog_name="bigthree", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    return result if isinstance(result, int) else 0
