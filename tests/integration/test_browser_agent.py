@@ -162,7 +162,7 @@ def image(http: httpx.Client, task_id: str, artifact_id: str) -> bytes:
 
 
 def test_scripted_turns_drive_a_real_page(
-    http: httpx.Client, fake: FakeUpstreamClient, site: Site
+    browser_service: Proc, http: httpx.Client, fake: FakeUpstreamClient, site: Site
 ) -> None:
     """Look, then click and type in one turn, then answer: the page changed as the actions
     said (the form was posted), each action has a real PNG of the screen's size that shows
@@ -229,6 +229,8 @@ def test_scripted_turns_drive_a_real_page(
     assert sent[2].url == f"{site.origin()}/submitted"
     first = fake.requests(model=model)[0].body
     assert first["tools"] == [{"computerUse": {"environment": "ENVIRONMENT_BROWSER"}}]
+    # the browser was closed with the task
+    wait_until(lambda: not chromium_under(browser_service.popen.pid), what="Chromium to exit")
 
 
 def test_bad_calls_are_answered_and_old_screenshots_dropped(

@@ -33,7 +33,7 @@ from app.tools.browser.executable import BrowserChoice, BrowserUnavailable, choo
 from app.tools.browser.gate import ConnectionGate
 from app.tools.browser.guard import NavigationGuard, Refusal
 from app.tools.browser.routing import GuardedContext
-from app.tools.browser.session import BrowserSession, SessionConfig
+from app.tools.browser.session import BrowserFailed, BrowserSession, SessionConfig
 from app.tools.browser.settle import LoadWatch
 
 log = structlog.get_logger(__name__)
@@ -121,15 +121,18 @@ class BrowserPool:
                     await gate.start()
                 browser = await self._launch(gates[1].proxy_url)
                 self._metrics.browser_pages_open.inc()
-                context = await browser.new_context(
-                    viewport={"width": config.screen.width, "height": config.screen.height},
-                    device_scale_factor=1,
-                    accept_downloads=False,
-                    service_workers="block",
-                    proxy={"server": gates[0].proxy_url},
-                )
-                page = await guarded.open_page(context)
-                watch = await LoadWatch.attach(page, guarded.download_refused)
+                try:
+                    context = await browser.new_context(
+                        viewport={"width": config.screen.width, "height": config.screen.height},
+                        device_scale_factor=1,
+                        accept_downloads=False,
+                        service_workers="block",
+                        proxy={"server": gates[0].proxy_url},
+                    )
+                    page = await guarded.open_page(context)
+                    watch = await LoadWatch.attach(page, guarded.download_refused)
+                except PlaywrightError as exc:
+                    raise BrowserFailed(f"the browser did not open a page: {exc}") from exc
                 holder.append(BrowserSession(page, guarded, guard, config, noted, watch))
                 yield holder[0]
             finally:
