@@ -8,9 +8,10 @@
 # Needs no registry. Everything runs in a private Docker engine that this script starts and
 # stops (own data root, exec root, pidfile and unix socket in a temp dir; --bridge=none,
 # --iptables=false), so it never touches another Docker on the machine:
-#   1. base     a minimal Debian bookworm with python3 + venv and chromium (debootstrap from
-#               the mirror in the host's apt sources; the Dockerfile installs chromium only
-#               where the base lacks it, which an offline build cannot), `docker import`ed;
+#   1. base     a minimal Debian bookworm with python3 + venv (debootstrap from the mirror in
+#               the host's apt sources) and chromium (apt in a chroot of it: the Dockerfile
+#               installs chromium only where the base lacks it, which an offline build
+#               cannot), `docker import`ed;
 #               the rootfs tarball is cached per day under $BIGTHREE_SMOKE_CACHE (default
 #               ~/.cache/bigthree-smoke; empty: off)
 #   2. wheels   the project's dependencies (+ setuptools, wheel for the build backend) as
@@ -196,8 +197,17 @@ fi
 if [ -z "$tarball" ] || [ ! -s "$tarball" ]; then
   mirror=${BIGTHREE_DEBIAN_MIRROR:-$(apt_mirror)}
   rootfs=$WORK/rootfs
-  logged debootstrap debootstrap --variant=minbase --include=python3,python3-venv,chromium \
+  logged debootstrap debootstrap --variant=minbase --include=python3,python3-venv \
     --keyring="$KEYRING" "$SUITE" "$rootfs" "$mirror"
+  # chromium by apt inside the new root: debootstrap cannot configure its dependency tree
+  cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
+  printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d" # start no daemon
+  chmod +x "$rootfs/usr/sbin/policy-rc.d"
+  mount -t proc proc "$rootfs/proc"
+  logged chromium chroot "$rootfs" sh -c 'apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium'
+  umount "$rootfs/proc"
+  rm -f "$rootfs/usr/sbin/policy-rc.d" "$rootfs/etc/resolv.conf"
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
   out=${tarball:-$WORK/rootfs.tar}
   tar --numeric-owner -C "$rootfs" -cf "$out.part" .
