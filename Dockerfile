@@ -44,12 +44,15 @@ ENV PATH=/opt/venv/bin:$PATH \
     BIGTHREE_LOG_FORMAT=json
 
 # Browser agents launch the system's Chromium through Playwright (Playwright's own browser
-# download is not used). A base that already has it (the offline container test debootstraps
-# one) skips the install; the packaged version is the one the distribution supports.
+# download is not used); Playwright's bundled node needs libatomic1. A base that already has
+# both (the offline container test prepares one) skips the install; the packaged versions
+# are the ones the distribution supports.
 # hadolint ignore=DL3008
-RUN if ! command -v chromium >/dev/null 2>&1; then \
+RUN if ! command -v chromium >/dev/null 2>&1 \
+        || ! python3 -c "import ctypes.util, sys; sys.exit(not ctypes.util.find_library('atomic'))"; \
+    then \
         apt-get update \
-        && apt-get install -y --no-install-recommends chromium \
+        && apt-get install -y --no-install-recommends chromium libatomic1 \
         && rm -rf /var/lib/apt/lists/*; \
     fi
 

@@ -192,20 +192,22 @@ stage base
 tarball=
 if [ -n "$CACHE_DIR" ]; then
   mkdir -p "$CACHE_DIR"
-  tarball=$CACHE_DIR/debian-$SUITE-python3-chromium-$(date -u +%Y%m%d).tar
+  tarball=$CACHE_DIR/debian-$SUITE-python3-chromium-libatomic1-$(date -u +%Y%m%d).tar
 fi
 if [ -z "$tarball" ] || [ ! -s "$tarball" ]; then
   mirror=${BIGTHREE_DEBIAN_MIRROR:-$(apt_mirror)}
   rootfs=$WORK/rootfs
   logged debootstrap debootstrap --variant=minbase --include=python3,python3-venv \
     --keyring="$KEYRING" "$SUITE" "$rootfs" "$mirror"
-  # chromium by apt inside the new root: debootstrap cannot configure its dependency tree
+  # chromium (and libatomic1, for Playwright's node) by apt inside the new root: debootstrap
+  # cannot configure chromium's dependency tree
   cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
   printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d" # start no daemon
   chmod +x "$rootfs/usr/sbin/policy-rc.d"
   mount -t proc proc "$rootfs/proc"
   logged chromium chroot "$rootfs" sh -c 'apt-get update -qq &&
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium'
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      chromium libatomic1'
   umount "$rootfs/proc"
   rm -f "$rootfs/usr/sbin/policy-rc.d" "$rootfs/etc/resolv.conf"
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
@@ -214,7 +216,7 @@ if [ -z "$tarball" ] || [ ! -s "$tarball" ]; then
   mv "$out.part" "$out"
   rm -rf "$rootfs"
   if [ -n "$tarball" ]; then # keep only today's
-    find "$CACHE_DIR" -maxdepth 1 -name "debian-$SUITE-python3*.tar" ! -path "$tarball" -delete
+    find "$CACHE_DIR" -maxdepth 1 -name "debian-$SUITE-python3-*.tar" ! -path "$tarball" -delete
   fi
   tarball=$out
   log "base: debootstrapped $SUITE from the apt mirror"
