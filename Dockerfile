@@ -3,6 +3,10 @@
 #
 #   docker build -t bigthree .
 #   docker build --build-arg PYTHON_IMAGE=python:3.12-slim -t bigthree .
+#   docker build --build-arg BIGTHREE_EXTRAS=claude-code -t bigthree:claude-code .
+#
+# BIGTHREE_EXTRAS: optional extras to install, comma-separated. `claude-code` adds the Claude
+# Agent SDK with its bundled Claude Code CLI (about 400 MB more) for `claude_code` agents.
 #
 # The image binds 0.0.0.0, which the service refuses without authentication: the runtime
 # environment (e.g. the .env used by docker-compose.yml) must set BIGTHREE_API_KEYS.
@@ -12,6 +16,7 @@ ARG PYTHON_IMAGE=python:3.11-slim
 
 # ---- builder: turn pyproject.toml + app/ into a wheel, install it into a venv -------------
 FROM ${PYTHON_IMAGE} AS builder
+ARG BIGTHREE_EXTRAS=""
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -26,7 +31,7 @@ COPY app ./app
 # python images (/usr/local/bin) and on a plain Debian base (/usr/bin/python3, no `python`)
 RUN python3 -m venv /opt/venv \
     && python -m pip wheel --no-deps --wheel-dir /wheels . \
-    && python -m pip install /wheels/*.whl
+    && python -m pip install "$(echo /wheels/*.whl)${BIGTHREE_EXTRAS:+[$BIGTHREE_EXTRAS]}"
 
 # ---- runtime: the venv and the distribution's Chromium (for browser agents) ---------------
 FROM ${PYTHON_IMAGE} AS runtime

@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint fake-upstream bench clean
+.PHONY: run test lint fake-upstream bench clean claude-code
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 ## run: set up the virtualenv if needed and serve on 127.0.0.1:8000 (console at /ui)
 run: $(VENV)/.installed-run
 	$(BIN)/bigthree serve
+
+## claude-code: add the claude-code extra (Claude Agent SDK + the Claude Code CLI, ~180 MB) for
+## claude_code agents; `make test` installs it too (the tests run the real CLI)
+claude-code: $(VENV)/.installed-claude-code
+
+$(VENV)/.installed-claude-code: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[claude-code]'
+	touch $@ $(VENV)/.installed-run
 
 ## test: the whole test suite (unit, integration, e2e; browser tests need /usr/bin/chromium)
 test: $(VENV)/.installed-test

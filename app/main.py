@@ -12,26 +12,27 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from prometheus_fastapi_instrumentator import Instrumentator
 
 from app import __version__
 from app.agents.endpoints import router as agents_router
 from app.agents.files import router as files_router
 from app.agents.kinds.browser import BrowserRunner
 from app.agents.kinds.chat import ChatRunner
+from app.agents.kinds.claude_code.runner import ClaudeCodeRunner
 from app.agents.kinds.coder import CoderRunner
 from app.agents.kinds.orchestrator import OrchestratorRunner
 from app.agents.llm import LLMClient
 from app.agents.repository import AgentRepository, TaskRepository, UsageRepository
 from app.agents.service import AgentManager
-from app.agents.telemetry import GatewayCollector, ResilienceTelemetry, count_tool_results
-from app.agents.usage import UsageLedger
+from app.agents.telemetry import ResilienceTelemetry, count_tool_results
+from app.agents.usage import UsageAccounting
 from app.artifacts.endpoints import router as artifacts_router
 from app.artifacts.repository import ArtifactRepository
 from app.artifacts.service import ArtifactStore
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
-from app.core.metrics import Metrics
+from app.core.http_metrics import HttpMetricsMiddleware
+from app.core.metrics import GatewayCollector, Metrics
 from app.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from app.events.endpoints import router as events_router
 from app.events.hub import GOING_AWAY, Hub
@@ -48,6 +49,8 @@ from app.realtime.service import RealtimeService
 from app.state import State
 from app.store.engine import create_engine
 from app.store.migrations import migrate
+from app.store.writer import StoreWriter
+from app.store.writers import open_write_backend
 from app.tools.browser.launcher import BrowserPool
 from app.ui import install_ui
 
@@ -62,8 +65,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.resolved_database_url)
         await migrate(engine)
+        writer = StoreWriter(
+            open_write_backend(settings),
+            request_timeout_s=settings.store_write_timeout_s,
+            on_retry=lambda operation: metrics.store_write_retries.labels(operation).inc(),
+            on_availability=lambda up: metrics.store_available.set(1 if up else 0),
+        )
+        await writer.start()
         hub = Hub(settings.ws_queue_size)
         bus = EventBus(
+            writer,
             EventRepository(engine),
             hub,
             payload_max_bytes=settings.event_payload_max_bytes,
@@ -75,7 +86,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "internal" if e.source in _INTERNAL else "external"
             ).inc()
         )
-        await bus.start()
         telemetry = ResilienceTelemetry(bus, metrics)
         gateway = ProviderGateway(
             build_providers(settings),
@@ -84,16 +94,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             base_urls={n: getattr(settings, f"{n}_base_url") for n in PROVIDER_NAMES},
         )
         metrics.registry.register(GatewayCollector(gateway))
-        usage = UsageLedger(UsageRepository(engine))
-        usage.start()
-        llm = LLMClient(
-            gateway,
-            bus=bus,
+        usage = UsageAccounting(
+            prices=PriceTable.load(settings.pricing_file),  # loaded once, for every caller
             metrics=metrics,
-            prices=PriceTable.load(settings.pricing_file),
-            usage=usage,
-            telemetry=telemetry,
+            writer=writer,
+            repository=UsageRepository(engine),
         )
+        llm = LLMClient(gateway, bus=bus, metrics=metrics, usage=usage, telemetry=telemetry)
         artifacts = ArtifactStore(
             settings.data_dir / "artifacts",
             ArtifactRepository(engine),
@@ -104,10 +111,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await artifacts.start()
         browsers = BrowserPool(settings, metrics)  # starts nothing until a browser task runs
         orchestrator = OrchestratorRunner(settings)
+        claude_code = ClaudeCodeRunner(settings, bus)
+        claude_code.start()  # kill CLI processes a crash left behind
         manager = AgentManager(
             settings=settings,
             agents=AgentRepository(engine),
             tasks=TaskRepository(engine),
+            writer=writer,
             bus=bus,
             llm=llm,
             metrics=metrics,
@@ -115,13 +125,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "chat": ChatRunner(),
                 "coder": CoderRunner(settings),
                 "orchestrator": orchestrator,
+                "claude_code": claude_code,
                 "browser": BrowserRunner(settings, browsers, artifacts, metrics),
             },
             artifacts=artifacts,
         )
         orchestrator.bind(manager)
         await manager.start()
-        app.state.bigthree = State(settings, metrics, engine, hub, bus, manager, gateway)
+        app.state.bigthree = State(settings, metrics, engine, hub, bus, writer, manager, gateway)
         app.state.realtime = RealtimeService(app.state.bigthree, usage)
         bus.emit("service.started", payload={"version": __version__})
         log.info("service_started", version=__version__, database=_safe_url(settings))
@@ -129,11 +140,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await manager.shutdown()
+            await claude_code.aclose()
             await browsers.aclose()
-            await usage.aclose()
             hub.close_all(GOING_AWAY)
             bus.emit("service.stopped", payload={})
-            await bus.stop()
+            await writer.close(within_s=settings.store_shutdown_write_s)  # logs what is lost
             await gateway.aclose()
             await engine.dispose()
             log.info("service_stopped")
@@ -148,11 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
-    Instrumentator(
-        should_group_status_codes=True,
-        excluded_handlers=["/metrics", "/health"],  # probes: frequent, and never interesting
-        registry=metrics.registry,
-    ).instrument(app)
+    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -175,7 +182,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-_INTERNAL = frozenset({"service", "provider", "agent", "realtime"})
+# sources of the service's own events (claude_code: Claude Code's hooks, run in-process)
+_INTERNAL = frozenset({"service", "provider", "agent", "realtime", "claude_code"})
 
 
 def _safe_url(settings: Settings) -> str:

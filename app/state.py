@@ -15,6 +15,7 @@ from app.core.security import check_request
 from app.events.hub import Hub
 from app.events.service import EventBus
 from app.providers.gateway import ProviderGateway
+from app.store.writer import StoreWriter
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,29 +25,37 @@ class State:
     engine: AsyncEngine
     hub: Hub
     bus: EventBus
+    writer: StoreWriter
     manager: AgentManager
     gateway: ProviderGateway
 
 
-def get_state(request: Request) -> State:
+# async dependencies: FastAPI runs a sync one in the thread pool, a hand-off per request
+
+
+async def get_state(request: Request) -> State:
     state: State = request.app.state.bigthree
     return state
 
 
-def get_manager(request: Request) -> AgentManager:
-    return get_state(request).manager
+async def get_manager(request: Request) -> AgentManager:
+    state: State = request.app.state.bigthree
+    return state.manager
 
 
-def get_bus(request: Request) -> EventBus:
-    return get_state(request).bus
+async def get_bus(request: Request) -> EventBus:
+    state: State = request.app.state.bigthree
+    return state.bus
 
 
-def get_gateway(request: Request) -> ProviderGateway:
-    return get_state(request).gateway
+async def get_gateway(request: Request) -> ProviderGateway:
+    state: State = request.app.state.bigthree
+    return state.gateway
 
 
-def require_auth(request: Request) -> None:
-    check_request(get_state(request).settings, request)
+async def require_auth(request: Request) -> None:
+    state: State = request.app.state.bigthree
+    check_request(state.settings, request)
 
 
 StateDep = Annotated[State, Depends(get_state)]

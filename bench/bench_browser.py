@@ -35,14 +35,18 @@ from app.tools.browser.session import BrowserSession, SessionConfig
 from tests.support.browser import chromium_under, serve_site
 
 SCREEN = a.Screen(1440, 900)
-PAGE = """<!doctype html><title>bench</title><style>
+PAGE = (
+    """<!doctype html><title>bench</title><style>
 body { margin: 0; font: 20px sans-serif; }
 #go { position: absolute; left: 40%; top: 40%; width: 20%; height: 10%; }
 </style><p id=n>0</p>
 <button id=go onclick="const n = document.getElementById('n');
   n.textContent = Number(n.textContent) + 1;
   document.body.style.background = n.textContent % 2 ? '#eef' : '#fff'">Go</button>
-<p>""" + "Some text to render. " * 200 + "</p>"
+<p>"""
+    + "Some text to render. " * 200
+    + "</p>"
+)
 
 
 def _pct(samples: list[float], pct: int) -> float:

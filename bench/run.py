@@ -15,7 +15,7 @@ measures, stops them, and prints one markdown table (progress goes to stderr):
 5. browser agents: time per action and memory of one page (bench/bench_browser.py),
    skipped with a note when no Chromium is installed.
 
-`--only-browser` runs section 5 alone.
+`--only browser` runs section 5 alone.
 
 Every loop is bounded in count and in time; nothing asserts on time.
 """
@@ -234,10 +234,14 @@ async def service_latencies(
         ws_url = service_url.replace("http://", "ws://") + "/v1/events/ws"
         events = TaskEvents()
         async with (
-            connect(f"{ws_url}?type=task.succeeded&after_seq={last_seq}", open_timeout=10,
-                    close_timeout=5) as ws,
-            connect(f"{ws_url}?type=task.failed&after_seq={last_seq}", open_timeout=10,
-                    close_timeout=5) as failures,
+            connect(
+                f"{ws_url}?type=task.succeeded&after_seq={last_seq}",
+                open_timeout=10,
+                close_timeout=5,
+            ) as ws,
+            connect(
+                f"{ws_url}?type=task.failed&after_seq={last_seq}", open_timeout=10, close_timeout=5
+            ) as failures,
         ):
             readers = [
                 asyncio.create_task(events.read(ws, succeeded=True)),
@@ -269,18 +273,31 @@ async def service_latencies(
                         await reader
 
 
-def overhead_rows(
-    label: str, direct: Latencies, service: Latencies, details: str
-) -> list[Row]:
+def overhead_rows(label: str, direct: Latencies, service: Latencies, details: str) -> list[Row]:
     return [
-        Row(f"{label}: direct call to the fake", ms(direct.p50), ms(direct.p99),
-            details=f"n={len(direct.samples)}; {details}"),
-        Row(f"{label}: through the service", ms(service.p50), ms(service.p99),
-            details=f"n={len(service.samples)}; submit → task.succeeded on the WebSocket"),
-        Row(f"{label}: **overhead** (service - direct)", ms(service.p50 - direct.p50),
-            ms(service.p99 - direct.p99), details="difference of the p50s / of the p99s"),
-        Row(f"{label}: ratio service / direct", ratio(service.p50, direct.p50),
-            ratio(service.p99, direct.p99)),
+        Row(
+            f"{label}: direct call to the fake",
+            ms(direct.p50),
+            ms(direct.p99),
+            details=f"n={len(direct.samples)}; {details}",
+        ),
+        Row(
+            f"{label}: through the service",
+            ms(service.p50),
+            ms(service.p99),
+            details=f"n={len(service.samples)}; submit → task.succeeded on the WebSocket",
+        ),
+        Row(
+            f"{label}: **overhead** (service - direct)",
+            ms(service.p50 - direct.p50),
+            ms(service.p99 - direct.p99),
+            details="difference of the p50s / of the p99s",
+        ),
+        Row(
+            f"{label}: ratio service / direct",
+            ratio(service.p50, direct.p50),
+            ratio(service.p99, direct.p99),
+        ),
     ]
 
 
@@ -396,8 +413,12 @@ async def register_agents(
                 *(
                     http.post(
                         "/v1/agents",
-                        json={"name": f"mem-{i:05d}", "kind": "chat", "provider": "openai",
-                              "model": "gpt-4o-mini"},
+                        json={
+                            "name": f"mem-{i:05d}",
+                            "kind": "chat",
+                            "provider": "openai",
+                            "model": "gpt-4o-mini",
+                        },
                     )
                     for i in batch
                 )
@@ -429,13 +450,22 @@ async def resilience_rows(calls: int) -> list[Row]:
     for label, samples in results:
         p50, p99 = br.percentile(samples, 50), br.percentile(samples, 99)
         rows.append(
-            Row(f"resilience: {label}", us(p50), us(p99),
+            Row(
+                f"resilience: {label}",
+                us(p50),
+                us(p99),
                 f"{p50 / base50:.1f}x / {p99 / base99:.1f}x",
-                f"{calls} calls; value = p50 / p99 ratio to the direct await")
+                f"{calls} calls; value = p50 / p99 ratio to the direct await",
+            )
         )
     overhead = br.percentile(results[1][1], 50) - base50
-    rows.append(Row("resilience: **policy overhead per call**", us(overhead),
-                    details="p50(policy) - p50(direct); bench/bench_resilience.py `measure`"))
+    rows.append(
+        Row(
+            "resilience: **policy overhead per call**",
+            us(overhead),
+            details="p50(policy) - p50(direct); bench/bench_resilience.py `measure`",
+        )
+    )
     return rows
 
 
@@ -445,7 +475,11 @@ def resilience_subprocess(calls: int) -> str:
     script = Path(__file__).with_name("bench_resilience.py")
     done = subprocess.run(
         [sys.executable, str(script), "--calls", str(calls)],
-        capture_output=True, text=True, timeout=300, check=False, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=ROOT,
     )
     return (done.stdout + done.stderr).rstrip()
 
@@ -514,19 +548,47 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--samples-c1", type=int, default=200, help="tasks at concurrency 1")
     p.add_argument("--concurrency", type=int, default=100, help="the high concurrency level")
     p.add_argument("--rounds", type=int, default=5, help="rounds at the high concurrency")
-    p.add_argument("--phase-budget-s", type=float, default=40.0,
-                   help="time cap per latency series (stops early, reports n)")
+    p.add_argument(
+        "--phase-budget-s",
+        type=float,
+        default=40.0,
+        help="time cap per latency series (stops early, reports n)",
+    )
     p.add_argument("--health-seconds", type=int, default=8)
     p.add_argument("--health-connections", type=int, default=50)
-    p.add_argument("--load", choices=["auto", "wrk", "httpx"], default="auto",
-                   help="load generator for /health (auto: wrk if installed)")
+    p.add_argument(
+        "--load",
+        choices=["auto", "wrk", "httpx"],
+        default="auto",
+        help="load generator for /health (auto: wrk if installed)",
+    )
     p.add_argument("--agents", type=int, default=1000, help="agents registered for memory")
     p.add_argument("--resilience-calls", type=int, default=20_000)
+    p.add_argument(
+        "--hot-seconds",
+        type=int,
+        default=8,
+        help="measuring window of each hot-path throughput row",
+    )
+    p.add_argument(
+        "--only",
+        choices=["all", "hot", "tasks", "http", "browser"],
+        default="all",
+        help="hot: only the hot-path rows (bench/hotpath.py); tasks / http: only its task "
+        "rows / its HTTP and WebSocket rows; browser: only section 5 (bench/bench_browser.py)",
+    )
     p.add_argument("--browser-samples", type=int, default=50, help="actions timed per kind")
-    p.add_argument("--only-browser", action="store_true", help="run section 5 alone")
     args = p.parse_args(argv)
-    for name in ("samples_c1", "concurrency", "rounds", "health_seconds",
-                 "health_connections", "agents", "resilience_calls", "browser_samples"):
+    for name in (
+        "samples_c1",
+        "concurrency",
+        "rounds",
+        "health_seconds",
+        "health_connections",
+        "agents",
+        "resilience_calls",
+        "browser_samples",
+    ):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
     return args
@@ -545,7 +607,7 @@ def browser_rows(samples: int) -> list[Row]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.only_browser:
+    if args.only == "browser":
         began = time.monotonic()
         header = machine()
         log("browser: time per action, memory of one page")
@@ -566,6 +628,17 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="bigthree-bench-") as tmp_name:
         tmp = Path(tmp_name)
+        from bench.hotpath import hot_rows
+
+        rows += hot_rows(
+            tmp,
+            use_wrk,
+            args.hot_seconds,
+            task_rows=args.only != "http",
+            http_rows=args.only != "tasks",
+        )
+        if args.only in ("hot", "tasks", "http"):
+            return _finish(rows, header, began, load_at_start, "")
         with started(start_fake_upstream(tmp)) as fake_proc:
             fake = FakeUpstreamClient(fake_proc.url)
             fake.script(MODEL, [{"latency_s": latency_s, "repeat": -1}])
@@ -575,48 +648,79 @@ def main(argv: list[str] | None = None) -> int:
             with started(start_service(tmp, env=service_env(fake_proc.url, max(conc, 16)))) as svc:
                 rss_tasks_start = rss_bytes(svc.popen.pid)
                 log("task overhead at concurrency 1")
-                d1 = asyncio.run(direct_latencies(
-                    fake_proc.url, 1, args.samples_c1, 20, args.phase_budget_s))
-                s1 = asyncio.run(service_latencies(
-                    svc.url, ["bench-c1"], args.samples_c1, 20, args.phase_budget_s))
+                d1 = asyncio.run(
+                    direct_latencies(fake_proc.url, 1, args.samples_c1, 20, args.phase_budget_s)
+                )
+                s1 = asyncio.run(
+                    service_latencies(
+                        svc.url, ["bench-c1"], args.samples_c1, 20, args.phase_budget_s
+                    )
+                )
                 log(f"task overhead at concurrency {conc}")
-                dn = asyncio.run(direct_latencies(
-                    fake_proc.url, conc, args.rounds, 1, args.phase_budget_s))
-                sn = asyncio.run(service_latencies(
-                    svc.url, [f"bench-c{conc}-{i}" for i in range(conc)], args.rounds, 1,
-                    args.phase_budget_s))
+                dn = asyncio.run(
+                    direct_latencies(fake_proc.url, conc, args.rounds, 1, args.phase_budget_s)
+                )
+                sn = asyncio.run(
+                    service_latencies(
+                        svc.url,
+                        [f"bench-c{conc}-{i}" for i in range(conc)],
+                        args.rounds,
+                        1,
+                        args.phase_budget_s,
+                    )
+                )
                 rss_tasks_end = rss_bytes(svc.popen.pid)
                 rows += overhead_rows("task c=1", d1, s1, fixed)
-                rows += overhead_rows(f"task c={conc}", dn, sn,
-                                      f"{fixed}; {args.rounds} rounds x {conc}")
+                rows += overhead_rows(
+                    f"task c={conc}", dn, sn, f"{fixed}; {args.rounds} rounds x {conc}"
+                )
 
                 # 2. /health throughput
                 log("/health throughput")
-                with started(start_bare(tmp, "fastapi")) as bare, \
-                        started(start_bare(tmp, "asgi")) as raw:
-                    targets = [("service", svc.url), ("bare FastAPI app", bare.url),
-                               ("bare raw ASGI app", raw.url)]
+                with (
+                    started(start_bare(tmp, "fastapi")) as bare,
+                    started(start_bare(tmp, "asgi")) as raw,
+                ):
+                    targets = [
+                        ("service", svc.url),
+                        ("bare FastAPI app", bare.url),
+                        ("bare raw ASGI app", raw.url),
+                    ]
                     results: dict[str, LoadResult] = {}
                     for label, url in targets:
                         load(url + "/health", args.health_connections, 1, use_wrk)  # warm up
                         results[label] = load(
-                            url + "/health", args.health_connections, args.health_seconds,
-                            use_wrk)
+                            url + "/health", args.health_connections, args.health_seconds, use_wrk
+                        )
                 svc_rps = results["service"].requests_per_s
                 for label, result in results.items():
                     errors = f"; {result.errors} errors" if result.errors else ""
-                    rows.append(Row(f"/health req/s: {label}", ms(result.p50_s),
-                                    ms(result.p99_s), f"{result.requests_per_s:,.0f} req/s",
-                                    f"{result.tool}{errors}; p50/p99 = request latency"))
+                    rows.append(
+                        Row(
+                            f"/health req/s: {label}",
+                            ms(result.p50_s),
+                            ms(result.p99_s),
+                            f"{result.requests_per_s:,.0f} req/s",
+                            f"{result.tool}{errors}; p50/p99 = request latency",
+                        )
+                    )
                 for label in ("bare FastAPI app", "bare raw ASGI app"):
-                    rows.append(Row(f"/health ratio: service / {label}",
-                                    value=ratio(svc_rps, results[label].requests_per_s),
-                                    details="requests/s"))
-                rows.append(Row(
-                    "RSS of the task-bench service", value=mib(rss_tasks_end),
-                    details=f"after {conc + 1} agents and "
-                    f"{len(s1.samples) + len(sn.samples) + 20 + conc} tasks "
-                    f"(at start {mib(rss_tasks_start)})"))
+                    rows.append(
+                        Row(
+                            f"/health ratio: service / {label}",
+                            value=ratio(svc_rps, results[label].requests_per_s),
+                            details="requests/s",
+                        )
+                    )
+                rows.append(
+                    Row(
+                        "RSS of the task-bench service",
+                        value=mib(rss_tasks_end),
+                        details=f"after {conc + 1} agents and "
+                        f"{len(s1.samples) + len(sn.samples) + 20 + conc} tasks "
+                        f"(at start {mib(rss_tasks_start)})",
+                    )
+                )
 
         # 3. memory (a fresh service; its provider is never called)
         log(f"memory: registering {args.agents} agents")
@@ -633,14 +737,26 @@ def main(argv: list[str] | None = None) -> int:
             after = rss_bytes(svc.popen.pid)
         rest = max(created - head, 1)
         rows += [
-            Row("RSS: service right after start", value=mib(before),
-                details="VmRSS from /proc/<pid>/status, fresh data dir, no traffic yet"),
-            Row(f"RSS: after registering {created:,} agents", value=mib(after),
-                details=f"same process (after the first {head:,}: {mib(middle)})"),
-            Row("RSS: **per agent**", value=f"{(after - before) / max(created, 1):,.0f} B",
-                details=f"(after - start) / {created:,}"),
-            Row("RSS: per agent, marginal", value=f"{(after - middle) / rest:,.0f} B",
-                details=f"(after - after the first {head:,}) / {rest:,}: without warm-up"),
+            Row(
+                "RSS: service right after start",
+                value=mib(before),
+                details="VmRSS from /proc/<pid>/status, fresh data dir, no traffic yet",
+            ),
+            Row(
+                f"RSS: after registering {created:,} agents",
+                value=mib(after),
+                details=f"same process (after the first {head:,}: {mib(middle)})",
+            ),
+            Row(
+                "RSS: **per agent**",
+                value=f"{(after - before) / max(created, 1):,.0f} B",
+                details=f"(after - start) / {created:,}",
+            ),
+            Row(
+                "RSS: per agent, marginal",
+                value=f"{(after - middle) / rest:,.0f} B",
+                details=f"(after - after the first {head:,}) / {rest:,}: without warm-up",
+            ),
         ]
 
     # 4. resilience
@@ -656,6 +772,12 @@ def main(argv: list[str] | None = None) -> int:
     log("browser: time per action, memory of one page")
     rows += browser_rows(args.browser_samples)
 
+    return _finish(rows, header, began, load_at_start, verbatim)
+
+
+def _finish(
+    rows: list[Row], header: list[str], began: float, load_at_start: float, verbatim: str
+) -> int:
     header.append(
         f"- total bench time: {time.monotonic() - began:.0f} s; load average "
         f"{load_at_start:.2f} at start, {os.getloadavg()[0]:.2f} at end "

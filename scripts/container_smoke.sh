@@ -11,11 +11,11 @@
 #   1. base     a minimal Debian bookworm with python3 + venv (debootstrap from the mirror in
 #               the host's apt sources) and chromium (apt in a chroot of it: the Dockerfile
 #               installs chromium only where the base lacks it, which an offline build
-#               cannot), `docker import`ed;
-#               the rootfs tarball is cached per day under $BIGTHREE_SMOKE_CACHE (default
-#               ~/.cache/bigthree-smoke; empty: off)
-#   2. wheels   the project's dependencies (+ setuptools, wheel for the build backend) as
-#               wheels built on the host with the host's pip configuration; a thin layer on
+#               cannot), `docker import`ed; the rootfs tarball is cached per day under
+#               $BIGTHREE_SMOKE_CACHE (default ~/.cache/bigthree-smoke; empty: off)
+#   2. wheels   the project's dependencies, the claude-code extra's included (+ setuptools,
+#               wheel for the build backend) as wheels built on the host with the host's pip
+#               configuration; a thin layer on
 #               the base adds them with a pip.conf (no-index, find-links), so the build is
 #               offline: `docker build --network none`
 #   3. build    the project's Dockerfile with BuildKit and --build-arg PYTHON_IMAGE=<base>,
@@ -26,6 +26,9 @@
 #               healthy (deadline), then /ready with the key from inside the container, and
 #               a headless Chromium launched by Playwright as the service user (screenshot).
 #   5. stop     `docker stop -t 30`: exit code 0 before the grace runs out (drains on SIGTERM)
+#   6. extra    the same Dockerfile with --build-arg BIGTHREE_EXTRAS=claude-code: builds, and
+#               `bigthree check-config` in it finds the Claude Code CLI usable (it is not in the
+#               default image)
 # On exit (success, failure or SIGTERM/SIGINT) it removes the container, stops its dockerd and
 # deletes its temp dir. Stage timings are printed as `smoke: <stage> <seconds>s`.
 set -euo pipefail
@@ -237,7 +240,7 @@ cp "$ROOT/pyproject.toml" "$ROOT/README.md" "$src/"
 tar -C "$ROOT" --exclude=__pycache__ --exclude='*.pyc' -cf - app | tar -C "$src" -xf -
 pybase=$WORK/pybase
 mkdir -p "$pybase/wheelhouse"
-logged pip-wheel "$PYTHON" -m pip wheel --wheel-dir "$pybase/wheelhouse" "$src" \
+logged pip-wheel "$PYTHON" -m pip wheel --wheel-dir "$pybase/wheelhouse" "${src}[claude-code]" \
   'setuptools>=68' wheel
 # the image must build the project from its own source, not from this wheel
 "$PYTHON" - "$src/pyproject.toml" "$pybase/wheelhouse" <<'EOF'
@@ -331,6 +334,28 @@ code=$("$DOCKER" inspect -f '{{.State.ExitCode}}' "$CONTAINER")
   "$DOCKER" logs "$CONTAINER" 2>&1 | tail -n 20 >&2
   die "exit code $code after docker stop, expected 0"
 }
+
+# ---- 6. the claude-code extra: the image builds with it, and its Claude Code CLI runs -------
+stage extra
+cc_image=$IMAGE-claude-code
+logged build-extra "$DOCKER" build --network none --progress=plain -f "$WORK/Dockerfile" \
+  --build-arg PYTHON_IMAGE=bigthree-smoke/pybase:local --build-arg BIGTHREE_EXTRAS=claude-code \
+  -t "$cc_image" "$ROOT"
+claude_code_check() { # check-config's claude_code line (its exit code reflects other findings)
+  "$DOCKER" run --rm --network none -e "BIGTHREE_API_KEYS=$KEY" "$1" bigthree check-config \
+    2>&1 | grep ' claude_code' || true
+}
+with_extra=$(claude_code_check "$cc_image")
+case "$with_extra" in
+  "OK claude_code: Claude Code CLI usable"*) ;;
+  *) die "with the claude-code extra, check-config said: ${with_extra:-nothing about claude_code}" ;;
+esac
+without=$(claude_code_check "$IMAGE")
+case "$without" in
+  "WARN claude_code agents unavailable"*) ;;
+  *) die "without the extra, check-config said: ${without:-nothing about claude_code}" ;;
+esac
+stage_done
 
 STAGE_START=$TOTAL_START
 STAGE_NAME=total

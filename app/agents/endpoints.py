@@ -55,6 +55,15 @@ async def delete_agent(name: AgentName, manager: ManagerDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+def _json(model: Task, status_code: int = 200) -> Response:
+    """The model's JSON from pydantic's serializer, without FastAPI's second validation
+    pass (the hot routes: a task is submitted and read many times)."""
+    return Response(model.model_dump_json(), status_code=status_code, media_type=JSON)
+
+
+JSON = "application/json"
+
+
 @router.post(
     "/agents/{name}/tasks",
     status_code=status.HTTP_202_ACCEPTED,
@@ -62,12 +71,11 @@ async def delete_agent(name: AgentName, manager: ManagerDep) -> Response:
     responses={200: {"model": Task, "description": "with `wait`: the task has finished"}},
 )
 async def submit_task(
-    name: AgentName, spec: TaskCreate, manager: ManagerDep, response: Response, wait: Wait = 0
-) -> Task:
+    name: AgentName, spec: TaskCreate, manager: ManagerDep, wait: Wait = 0
+) -> Response:
     task = await manager.submit(name, spec, wait_s=wait)
-    if wait > 0 and task.state.finished:
-        response.status_code = status.HTTP_200_OK
-    return task
+    finished = wait > 0 and task.state.finished
+    return _json(task, status.HTTP_200_OK if finished else status.HTTP_202_ACCEPTED)
 
 
 @router.get("/agents/{name}/tasks", response_model=TaskList)
@@ -93,13 +101,11 @@ async def recent_tasks(
     response_model=Task,
     responses={202: {"model": Task, "description": "with `wait`: not finished in time"}},
 )
-async def get_task(
-    task_id: TaskId, manager: ManagerDep, response: Response, wait: Wait = 0
-) -> Task:
+async def get_task(task_id: TaskId, manager: ManagerDep, wait: Wait = 0) -> Response:
+    """A live or recently finished task is read from memory, never from the database."""
     task = await manager.get_task(task_id, wait_s=wait)
-    if wait > 0 and not task.state.finished:
-        response.status_code = status.HTTP_202_ACCEPTED
-    return task
+    unfinished = wait > 0 and not task.state.finished
+    return _json(task, status.HTTP_202_ACCEPTED if unfinished else status.HTTP_200_OK)
 
 
 @router.get("/costs", response_model=CostReport)

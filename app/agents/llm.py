@@ -15,13 +15,19 @@ from typing import Any
 
 from app.agents.schemas import ModelRef
 from app.agents.telemetry import CallContext, ResilienceTelemetry, call_scope, emit_call_event
-from app.agents.usage import UsageLedger
+from app.agents.usage import UsageAccounting
 from app.core.metrics import Metrics
 from app.events.service import EventBus
 from app.providers import errors as pe
-from app.providers.base import Completion, CompletionRequest, Provider, StreamDone, TextDelta
+from app.providers.base import (
+    Completion,
+    CompletionRequest,
+    Provider,
+    StreamDone,
+    TextDelta,
+    Usage,
+)
 from app.providers.gateway import ProviderGateway
-from app.providers.pricing import PriceTable
 from app.resilience.fallback import call_with_fallbacks, default_should_fall_back
 
 __all__ = ["CallContext", "LLMClient"]
@@ -43,14 +49,12 @@ class LLMClient:
         *,
         bus: EventBus,
         metrics: Metrics,
-        prices: PriceTable,
-        usage: UsageLedger,
+        usage: UsageAccounting,
         telemetry: ResilienceTelemetry,
     ) -> None:
         self.gateway = gateway
         self._bus = bus
         self._metrics = metrics
-        self._prices = prices
         self._usage = usage
         self._telemetry = telemetry
 
@@ -187,16 +191,9 @@ class LLMClient:
         elapsed: float,
     ) -> None:
         usage = completion.usage
-        cost = self._prices.cost(name, model, usage)
-        ctx.usage = ctx.usage + usage
-        ctx.cost_usd += cost
-        m = self._metrics
-        m.llm_requests.labels(name, model_label, "success").inc()
-        m.llm_duration.labels(name, model_label).observe(elapsed)
-        m.llm_tokens.labels(name, model_label, "input").inc(usage.input_tokens)
-        m.llm_tokens.labels(name, model_label, "output").inc(usage.output_tokens)
-        m.llm_cost.labels(name, model_label).inc(cost)
-        self._usage.record(name, model, usage, cost)
+        cost = self.account(name, model, usage, ctx)
+        self._metrics.llm_requests.labels(name, model_label, "success").inc()
+        self._metrics.llm_duration.labels(name, model_label).observe(elapsed)
         self._emit(
             "llm.response",
             ctx,
@@ -212,6 +209,28 @@ class LLMClient:
                 "tool_calls": [c.name for c in completion.tool_calls],
             },
         )
+
+    def account(
+        self,
+        provider: str,
+        model: str,
+        usage: Usage,
+        ctx: CallContext,
+        *,
+        cost_usd: float | None = None,
+    ) -> float:
+        """Add usage to the call's task, the metrics and the per-model totals; return its
+        cost (`cost_usd` when the caller knows it — a Claude Code run reports its own — else
+        priced from the price table). Also used for calls made outside this client."""
+        cost = self._usage.cost(provider, model, usage) if cost_usd is None else cost_usd
+        ctx.usage = ctx.usage + usage
+        ctx.cost_usd += cost
+        self._usage.record(provider, model, usage, cost)  # metrics and all-time totals
+        return cost
+
+    def emit(self, type_: str, ctx: CallContext, payload: dict[str, object]) -> None:
+        """A provider event attributed to the call's agent and task (e.g. `llm.delta`)."""
+        self._emit(type_, ctx, payload)
 
     def _emit(self, type_: str, ctx: CallContext, payload: dict[str, object]) -> None:
         emit_call_event(self._bus, type_, ctx, payload)

@@ -28,7 +28,13 @@ AGENT_NAME_RULE = (
 )
 MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$"
 
-AgentKind = Literal["chat", "coder", "orchestrator", "browser"]
+TOOL_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,127}$"
+
+AgentKind = Literal["chat", "coder", "orchestrator", "claude_code", "browser"]
+WORKSPACE_KINDS = frozenset({"coder", "claude_code"})  # kinds that work in a workspace
+# how Claude Code treats tool permissions; the service's own permission layer applies in all
+PermissionMode = Literal["default", "acceptEdits", "plan", "bypassPermissions"]
+ToolName = Annotated[str, Field(pattern=TOOL_NAME_PATTERN)]
 BROWSER_FIELDS = ("allowed_origins", "start_url", "screen")
 MAX_ALLOWED_ORIGINS = 100
 
@@ -72,6 +78,17 @@ class ModelRef(BaseModel):
 
     provider: ProviderName
     model: str = Field(pattern=MODEL_PATTERN)
+
+
+class ClaudeCodeOptions(BaseModel):
+    """What a claude_code agent may do; stored as its `options` (None: the service default)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allowed_tools: list[ToolName] | None = None
+    disallowed_tools: list[ToolName] = Field(default_factory=list)
+    permission_mode: PermissionMode = "default"
+    max_turns: int | None = Field(None, ge=1, le=1000)
 
 
 class Screen(BaseModel):
@@ -123,8 +140,24 @@ class AgentCreate(BaseModel):
     workspace: str | None = Field(
         None,
         max_length=4096,
-        description="coder only: an absolute directory inside one of BIGTHREE_WORKSPACE_ROOTS "
-        "(default: <data_dir>/workspaces/<name>)",
+        description="coder and claude_code: an absolute directory inside one of "
+        "BIGTHREE_WORKSPACE_ROOTS (default: <data_dir>/workspaces/<name>)",
+    )
+    # claude_code only (stored together as the agent's `options`)
+    allowed_tools: list[ToolName] | None = Field(
+        None,
+        max_length=64,
+        description="claude_code: the Claude Code tools it may use (default: the file tools, "
+        "plus Bash when BIGTHREE_CLAUDE_CODE_ALLOW_BASH is set)",
+    )
+    disallowed_tools: list[ToolName] | None = Field(
+        None, max_length=64, description="claude_code: tools it may never use"
+    )
+    permission_mode: PermissionMode | None = Field(
+        None, description="claude_code: Claude Code's permission mode (default: default)"
+    )
+    max_turns: int | None = Field(
+        None, ge=1, le=1000, description="claude_code: default BIGTHREE_TOOL_LOOP_MAX_STEPS"
     )
     allowed_origins: list[str] | None = Field(
         None,
@@ -145,13 +178,32 @@ class AgentCreate(BaseModel):
         return _origins(value)
 
     @model_validator(mode="after")
-    def _kind_fields(self) -> AgentCreate:
-        if self.workspace is not None and self.kind != "coder":
-            raise ValueError("only coder agents have a workspace")
+    def _kind_specific_fields(self) -> AgentCreate:
+        if self.workspace is not None and self.kind not in WORKSPACE_KINDS:
+            raise ValueError("only coder and claude_code agents have a workspace")
+        claude_code_only = (
+            self.allowed_tools,
+            self.disallowed_tools,
+            self.permission_mode,
+            self.max_turns,
+        )
+        if self.kind != "claude_code" and any(v is not None for v in claude_code_only):
+            raise ValueError(
+                "allowed_tools, disallowed_tools, permission_mode and max_turns are for "
+                "claude_code agents only"
+            )
         given = [f for f in BROWSER_FIELDS if getattr(self, f) is not None]
         if given and self.kind != "browser":
             raise ValueError(f"only browser agents have {', '.join(given)}")
         return self
+
+    def claude_code_options(self) -> ClaudeCodeOptions:
+        return ClaudeCodeOptions(
+            allowed_tools=self.allowed_tools,
+            disallowed_tools=self.disallowed_tools or [],
+            permission_mode=self.permission_mode or "default",
+            max_turns=self.max_turns,
+        )
 
 
 def _iso(ts: float | None) -> str | None:
@@ -180,9 +232,16 @@ class Agent(BaseModel):
     fallbacks: list[ModelRef]
     stream: bool = False
     workspace: str | None = None
-    allowed_origins: list[str] | None = None  # browser only
-    start_url: str | None = None  # browser only
-    screen: Screen | None = None  # browser only
+    # claude_code agents only (None for other kinds)
+    allowed_tools: list[str] | None = None
+    disallowed_tools: list[str] | None = None
+    permission_mode: PermissionMode | None = None
+    max_turns: int | None = None
+    session_id: str | None = Field(None, description="claude_code: the Claude Code session")
+    # browser agents only (None for other kinds)
+    allowed_origins: list[str] | None = None
+    start_url: str | None = None
+    screen: Screen | None = None
     state: AgentState
     created_at: float
     updated_at: float
@@ -198,6 +257,14 @@ class Agent(BaseModel):
 
     _read_times = field_validator("created_at", "updated_at", mode="before")(_from_iso)
 
+    def claude_code_options(self) -> ClaudeCodeOptions:
+        return ClaudeCodeOptions(
+            allowed_tools=self.allowed_tools,
+            disallowed_tools=self.disallowed_tools or [],
+            permission_mode=self.permission_mode or "default",
+            max_turns=self.max_turns,
+        )
+
     def browser_options(self) -> BrowserOptions:
         return BrowserOptions(
             allowed_origins=self.allowed_origins or [],
@@ -211,6 +278,9 @@ class TaskCreate(BaseModel):
 
     prompt: str = Field(min_length=1)
     timeout_s: float | None = Field(None, gt=0, description="deadline for the whole task")
+    new_session: bool = Field(
+        False, description="claude_code: start a new Claude Code session instead of continuing"
+    )
 
 
 class TaskError(BaseModel):
@@ -237,6 +307,7 @@ class Task(BaseModel):
     queue_wait_s: float | None = None
     run_s: float | None = None
     files_changed: list[str] = Field(default_factory=list)
+    new_session: bool = False
 
     @field_serializer("created_at", "started_at", "finished_at")
     def _times(self, ts: float | None) -> str | None:

@@ -2,8 +2,11 @@
 
 Scheduling: each agent has a FIFO of queued tasks and at most one running task; a global
 limit bounds how many tasks run at once across agents (the running itself is
-`TaskExecutor`'s job). Every transition is written to the store first and then emitted as an
-event, so a client that sees an event can read the matching state back.
+`TaskExecutor`'s job). Every change goes to the store writer as one unit with its event; the
+in-memory state (runtimes, the TaskBook) follows in the unit's `on_commit`, before the event
+is published, so a client that sees an event can read the matching state back. A change a
+client asked for is acknowledged only once stored: when the store cannot take it the client
+gets 503 `storage_unavailable` and nothing changed.
 
 Shutdown (`drain`): stop accepting tasks, let running tasks finish for up to the grace
 period, then cancel the rest and mark them `interrupted`. Queued tasks stay queued in the
@@ -24,17 +27,23 @@ import structlog
 
 from app.agents.executor import TaskExecutor
 from app.agents.kinds.base import AgentKindRunner
+from app.agents.kinds.claude_code.availability import (
+    CLAUDE_CODE_PROVIDER,
+    check_claude_code_agent,
+)
 from app.agents.kinds.coder import open_workspace
 from app.agents.llm import LLMClient
-from app.agents.repository import AgentRepository, TaskRepository
+from app.agents.repository import AgentRepository, TaskRepository, agent_from_row
 from app.agents.runtime import (
     CANCELLED_MESSAGE,
     INTERRUPTED_MESSAGE,
     TASK_ID,
     AgentRuntime,
+    TaskBook,
     new_id,
 )
 from app.agents.schemas import (
+    WORKSPACE_KINDS,
     Agent,
     AgentCost,
     AgentCreate,
@@ -44,15 +53,25 @@ from app.agents.schemas import (
     ModelCost,
     Task,
     TaskCreate,
-    TaskError,
     TaskState,
+    UsageOut,
 )
 from app.artifacts.schemas import Artifact
 from app.artifacts.service import ArtifactStore
 from app.core.config import Settings
-from app.core.errors import Conflict, Draining, InvalidInput, NotFound, TooManyRequests
+from app.core.errors import (
+    Conflict,
+    Draining,
+    InvalidInput,
+    NotFound,
+    StorageUnavailable,
+    TooManyRequests,
+)
 from app.core.metrics import Metrics
 from app.events.service import EventBus
+from app.store.backend import RowConflict
+from app.store.rows import AgentDeleted, NewAgent, NewTask
+from app.store.writer import StoreWriter
 from app.tools.browser.guard import NavigationGuard
 from app.tools.errors import WorkspaceError
 from app.tools.workspace import FileInfo, Workspace, resolve_root
@@ -69,6 +88,7 @@ class AgentManager:
         settings: Settings,
         agents: AgentRepository,
         tasks: TaskRepository,
+        writer: StoreWriter,
         bus: EventBus,
         llm: LLMClient,
         metrics: Metrics,
@@ -79,6 +99,9 @@ class AgentManager:
         self._artifacts = artifacts
         self._agents = agents
         self._tasks = tasks
+        self._writer = writer
+        self._book = TaskBook()
+        self._creating: set[str] = set()
         self._bus = bus
         self._llm = llm
         self._metrics = metrics
@@ -89,6 +112,8 @@ class AgentManager:
         self._executor = TaskExecutor(
             settings=settings,
             tasks=tasks,
+            book=self._book,
+            writer=writer,
             bus=bus,
             llm=llm,
             metrics=metrics,
@@ -110,19 +135,16 @@ class AgentManager:
         await self._recover()
 
     async def _recover(self) -> None:
-        now = time.time()
         unfinished = await self._tasks.in_states([TaskState.QUEUED, TaskState.RUNNING])
         for task in unfinished:
             rt = self._runtimes.get(task.agent)
             if task.state == TaskState.RUNNING or rt is None:
-                error = TaskError(type="interrupted", message=INTERRUPTED_MESSAGE)
-                await self._tasks.update(
-                    task.id, state=TaskState.INTERRUPTED, error=error.model_dump(), finished_at=now
-                )
-                self._executor.emit_task(
-                    "task.interrupted", task, {"error": error.model_dump(), "recovered": True}
+                kind = rt.agent.kind if rt else "unknown"
+                await self._executor.finish_unstarted(
+                    task, kind, TaskState.INTERRUPTED, INTERRUPTED_MESSAGE, {"recovered": True}
                 )
                 continue
+            self._book.put_live(task)
             rt.queue.append(task)
             self._metrics.tasks_queued.inc()
             self._executor.emit_task("task.requeued", task, {"recovered": True})
@@ -150,7 +172,10 @@ class AgentManager:
         await self.drain(0.0)
         workers = [rt.worker for rt in self._runtimes.values() if rt.worker is not None]
         if workers:
-            await asyncio.wait(workers, timeout=10.0)
+            # a worker may be waiting for a store that cannot take its task's outcome: the
+            # writer's close decides about that, so do not wait long for it here
+            store_up = self._writer.health().available
+            await asyncio.wait(workers, timeout=10.0 if store_up else 1.0)
         for worker in workers:
             worker.cancel()
         self._stopped = True
@@ -164,11 +189,17 @@ class AgentManager:
 
     async def create_agent(self, spec: AgentCreate) -> Agent:
         self._refuse_if_draining()
-        if spec.name in self._runtimes:
+        if spec.name in self._runtimes or spec.name in self._creating:
             raise Conflict(f"an agent named {spec.name!r} already exists")
         if len(self._runtimes) >= self._settings.max_agents:
             raise TooManyRequests(f"agent limit reached ({self._settings.max_agents})")
         provider = spec.provider or self._settings.default_provider
+        options = None
+        if spec.kind == "claude_code":
+            provider = spec.provider or CLAUDE_CODE_PROVIDER
+            options = check_claude_code_agent(self._settings, spec, provider).model_dump()
+        if spec.kind == "browser":
+            options = self._browser_options(spec, provider).model_dump(mode="json")
         if provider not in self._llm.provider_names:
             raise InvalidInput(f"provider {provider!r} is not configured")
         workspace = None
@@ -177,32 +208,23 @@ class AgentManager:
                 workspace = str(resolve_root(spec.workspace, self._settings.workspace_roots))
             except WorkspaceError as exc:
                 raise InvalidInput(exc.message) from None
-        options = self._browser_options(spec, provider) if spec.kind == "browser" else None
         now = time.time()
-        agent = await self._agents.insert(
-            {
-                "id": new_id(),
-                "name": spec.name,
-                "kind": spec.kind,
-                "provider": provider,
-                "model": spec.model,
-                "instructions": spec.instructions,
-                "fallbacks": [f.model_dump() for f in spec.fallbacks],
-                "stream": spec.stream,
-                "workspace": workspace,
-                "options": options.model_dump(mode="json") if options else None,
-                "state": AgentState.IDLE,
-                "created_at": now,
-                "updated_at": now,
-                "input_tokens": 0,
-                "output_tokens": 0,
-                "cost_usd": 0.0,
-                "tasks_total": 0,
-            }
+        row = NewAgent(
+            id=new_id(),
+            name=spec.name,
+            kind=spec.kind,
+            provider=provider,
+            model=spec.model,
+            instructions=spec.instructions,
+            fallbacks=[f.model_dump() for f in spec.fallbacks],
+            stream=spec.stream,
+            workspace=workspace,
+            options=options,
+            state=AgentState.IDLE.value,
+            created_at=now,
         )
-        self._runtimes[agent.name] = AgentRuntime(agent)
-        self._metrics.agents.set(len(self._runtimes))
-        self._bus.emit(
+        agent = agent_from_row(row.as_stored())  # the same mapping as a row read back
+        event = self._bus.new_event(
             "agent.created",
             agent=agent.name,
             payload={
@@ -212,6 +234,18 @@ class AgentManager:
                 "model": agent.model,
             },
         )
+
+        def stored(_seqs: list[int]) -> None:
+            self._runtimes[agent.name] = AgentRuntime(agent)
+            self._metrics.agents.set(len(self._runtimes))
+
+        self._creating.add(spec.name)
+        try:
+            await self._writer.write(row, event, operation="agent_created", on_commit=stored)
+        except RowConflict as exc:
+            raise Conflict(f"an agent named {spec.name!r} already exists") from exc
+        finally:
+            self._creating.discard(spec.name)
         return agent
 
     def _browser_options(self, spec: AgentCreate, provider: str) -> BrowserOptions:
@@ -243,8 +277,26 @@ class AgentManager:
 
     async def delete_agent(self, name: str) -> Agent:
         rt = self._runtime(name)
-        del self._runtimes[name]
-        self._metrics.agents.set(len(self._runtimes))
+        if rt.deleting:
+            raise NotFound(f"no agent named {name!r}")
+        now = time.time()
+
+        def stored(_seqs: list[int]) -> None:
+            self._runtimes.pop(name, None)
+            self._metrics.agents.set(len(self._runtimes))
+            rt.agent = rt.agent.model_copy(update={"state": AgentState.DELETED, "updated_at": now})
+
+        rt.deleting = True  # no new task for it while the delete is being stored
+        try:
+            await self._writer.write(
+                AgentDeleted(rt.agent.id, now),
+                self._bus.new_event("agent.deleted", agent=name, payload={"id": rt.agent.id}),
+                operation="agent_deleted",
+                on_commit=stored,
+            )
+        except StorageUnavailable:
+            rt.deleting = False
+            raise
         queued, rt.queue = list(rt.queue), deque()
         for task in queued:
             self._metrics.tasks_queued.dec()
@@ -254,29 +306,27 @@ class AgentManager:
         job = rt.cancel_running(TaskState.CANCELLED)
         if job is not None:
             await asyncio.wait([job], timeout=10.0)
-        now = time.time()
-        await self._agents.update(rt.agent.id, state=AgentState.DELETED, updated_at=now)
-        rt.agent = rt.agent.model_copy(update={"state": AgentState.DELETED, "updated_at": now})
-        self._bus.emit("agent.deleted", agent=name, payload={"id": rt.agent.id})
         return rt.agent
 
     async def list_agent_files(
         self, name: str, glob: str = "**", limit: int = 1000
     ) -> tuple[list[FileInfo], bool]:
-        """A coder agent's workspace files (and whether the list was cut at `limit`)."""
+        """A coder or claude_code agent's workspace files (and whether the list was cut)."""
         workspace = self._workspace_of(name)
         return await asyncio.to_thread(workspace.list_files, glob, limit)
 
     async def read_agent_file(self, name: str, path: str) -> str:
-        """One text file of a coder agent's workspace, through its sandbox."""
+        """One text file of a coder or claude_code agent's workspace, through its sandbox."""
         workspace = self._workspace_of(name)
         return await asyncio.to_thread(workspace.read_text, path)
 
     def _workspace_of(self, name: str) -> Workspace:
         """Raises NotFound for non-coders and `WorkspaceError` for sandbox refusals."""
         agent = self.get_agent(name)
-        if agent.kind != "coder":
-            raise NotFound(f"{name} is a {agent.kind} agent; only coder agents have files")
+        if agent.kind not in WORKSPACE_KINDS:
+            raise NotFound(
+                f"{name} is a {agent.kind} agent; only coder and claude_code agents have files"
+            )
         return open_workspace(self._settings, agent)
 
     async def report_costs(self) -> CostReport:
@@ -323,40 +373,50 @@ class AgentManager:
         timeout = spec.timeout_s or settings.default_task_timeout_s
         if timeout > settings.max_task_timeout_s:
             raise InvalidInput(f"timeout_s must be at most {settings.max_task_timeout_s}")
+        if spec.new_session and rt.agent.kind != "claude_code":
+            raise InvalidInput("new_session is for claude_code agents")
         if len(rt.queue) >= settings.max_queued_tasks_per_agent:
             raise TooManyRequests(
                 f"agent {name!r} already has {len(rt.queue)} queued tasks; try again later"
             )
         self._order += 1
-        task = await self._tasks.insert(
-            {
-                "id": new_id(),
-                "agent_id": rt.agent.id,
-                "agent_name": name,
-                "state": TaskState.QUEUED,
-                "prompt": spec.prompt,
-                "result": None,
-                "error": None,
-                "input_tokens": 0,
-                "output_tokens": 0,
-                "cached_input_tokens": 0,
-                "cost_usd": 0.0,
-                "attempts": 0,
-                "timeout_s": timeout,
-                "created_at": time.time(),
-                "started_at": None,
-                "finished_at": None,
-                "order_key": self._order,
-            }
+        now = time.time()
+        row = NewTask(
+            id=new_id(),
+            agent_id=rt.agent.id,
+            agent_name=name,
+            prompt=spec.prompt,
+            timeout_s=timeout,
+            created_at=now,
+            order_key=self._order,
+            new_session=spec.new_session,
         )
-        rt.agent = rt.agent.model_copy(update={"tasks_total": rt.agent.tasks_total + 1})
-        rt.queue.append(task)
-        self._metrics.tasks_queued.inc()
-        self._metrics.tasks_submitted.labels(rt.agent.kind).inc()
-        self._executor.emit_task(
-            "task.queued", task, {"timeout_s": timeout, "position": len(rt.queue)}
+        task = Task(
+            id=row.id,
+            agent=name,
+            agent_id=row.agent_id,
+            state=TaskState.QUEUED,
+            prompt=row.prompt,
+            usage=UsageOut(),
+            cost_usd=0.0,
+            attempts=0,
+            timeout_s=timeout,
+            created_at=now,
+            new_session=spec.new_session,
         )
-        self._executor.ensure_worker(rt)
+
+        def stored(_seqs: list[int]) -> None:
+            self._book.put_live(task)
+            rt.agent = rt.agent.model_copy(update={"tasks_total": rt.agent.tasks_total + 1})
+            rt.queue.append(task)
+            self._metrics.tasks_queued.inc()
+            self._metrics.tasks_submitted.labels(rt.agent.kind).inc()
+            self._executor.ensure_worker(rt)
+
+        queued = self._executor.task_event(
+            "task.queued", task, {"timeout_s": timeout, "position": len(rt.queue) + 1}
+        )
+        await self._writer.write(row, queued, operation="task_submitted", on_commit=stored)
         return task
 
     async def get_task(self, task_id: str, *, wait_s: float = 0.0) -> Task:
@@ -368,8 +428,11 @@ class AgentManager:
             return await self._executor.wait_for(task_id, wait_s, self._read_task)
 
     async def _read_task(self, task_id: str) -> Task:
-        # a malformed id names no task: the same 404 as an unknown one, without a query
-        task = await self._tasks.get(task_id) if TASK_ID.fullmatch(task_id) else None
+        """A live or recently finished task from memory; an older one from the store."""
+        task = self._book.get(task_id)
+        if task is None and TASK_ID.fullmatch(task_id):
+            # a malformed id names no task: the same 404 as an unknown one, without a query
+            task = await self._tasks.get(task_id)
         if task is None:
             raise NotFound(f"no task with id {task_id[:64]!r}")
         return task
@@ -391,6 +454,8 @@ class AgentManager:
         return await self._tasks.recent(agent_name=agent, state=state, limit=limit)
 
     async def cancel_task(self, task_id: str) -> Task:
+        if not self._writer.health().available:  # refuse before anything changes
+            raise StorageUnavailable("the store cannot take writes now; nothing was changed")
         task = await self.get_task(task_id)
         if task.state.finished:
             raise Conflict(f"task {task_id} already finished ({task.state.value})")
@@ -440,7 +505,7 @@ class AgentManager:
 
     def _runtime(self, name: str) -> AgentRuntime:
         rt = self._runtimes.get(name)
-        if rt is None:
+        if rt is None or rt.deleting:
             raise NotFound(f"no agent named {name!r}")
         return rt
 

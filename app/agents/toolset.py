@@ -13,9 +13,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from app.agents.kinds.claude_code.availability import CLAUDE_CODE_PROVIDER
 from app.agents.schemas import (
     AGENT_NAME_PATTERN,
     MODEL_PATTERN,
+    WORKSPACE_KINDS,
     Agent,
     AgentCreate,
     Task,
@@ -52,10 +54,11 @@ class NoArgs(_Args):
 
 class CreateAgentArgs(_Args):
     name: str = Field(pattern=AGENT_NAME_PATTERN, description="lowercase, digits, '-', '_'")
-    kind: Literal["chat", "coder", "orchestrator", "browser"] = Field(
+    kind: Literal["chat", "coder", "orchestrator", "claude_code", "browser"] = Field(
         "chat",
-        description="chat: conversation; coder: edits files in its own workspace; browser: "
-        "works a web browser (Gemini computer use) on the allowed sites",
+        description="chat: conversation; coder: edits files in its own workspace; "
+        "claude_code: Claude Code (edits, searches, plans) in its own workspace, on anthropic; "
+        "browser: works a web browser (Gemini computer use) on the allowed sites",
     )
     provider: ProviderName | None = Field(None, description="default: the orchestrator's")
     model: str | None = Field(None, pattern=MODEL_PATTERN, description="default: by provider")
@@ -110,7 +113,7 @@ class ScreenArgs(_Args):
 
 
 class ReadAgentFileArgs(_Args):
-    name: str = Field(pattern=AGENT_NAME_PATTERN, description="a coder agent")
+    name: str = Field(pattern=AGENT_NAME_PATTERN, description="a coder or claude_code agent")
     path: str = Field(description="path inside that agent's workspace")
 
 
@@ -162,7 +165,7 @@ class OrchestratorToolset(Toolset):
                 Tool("delete_agent", "Delete an agent.", AgentNameArgs, self.delete_agent),
                 Tool(
                     "read_agent_file",
-                    "Read a text file from a coder agent's workspace.",
+                    "Read a text file from a coder or claude_code agent's workspace.",
                     ReadAgentFileArgs,
                     self.read_agent_file,
                 ),
@@ -203,6 +206,8 @@ class OrchestratorToolset(Toolset):
         if args.kind == "orchestrator" and not self._settings.orchestrator_may_create_orchestrators:
             raise GuardRail("orchestrators may not create orchestrators here")
         default = self._caller.provider if self._caller else self._settings.default_provider
+        if args.kind == "claude_code":
+            default = CLAUDE_CODE_PROVIDER  # Claude Code only talks to Anthropic
         if args.kind == "browser":
             default = "gemini"  # the computer-use model
         provider = args.provider or default
@@ -262,8 +267,11 @@ class OrchestratorToolset(Toolset):
 
     async def read_agent_file(self, args: ReadAgentFileArgs) -> ToolResult:
         agent = self._manager.get_agent(args.name)
-        if agent.kind != "coder":  # said to the model in its own words
-            raise ToolError(f"{args.name} is a {agent.kind} agent; only coders have files")
+        if agent.kind not in WORKSPACE_KINDS:  # said to the model in its own words
+            raise ToolError(
+                f"{args.name} is a {agent.kind} agent; only coders and claude_code agents have "
+                "files"
+            )
         text = await self._manager.read_agent_file(args.name, args.path)
         content, _, _, total = slice_lines(text, None, None)
         return ToolResult(content, data={"agent": args.name, "path": args.path, "lines": total})

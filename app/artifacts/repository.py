@@ -1,4 +1,8 @@
-"""Artifact metadata in the store. Only `ArtifactStore` calls this."""
+"""Artifact metadata in the store. Only `ArtifactStore` calls this.
+
+Its writes are their own small transactions, not rows of the store writer
+(`app/store/writer.py`): an artifact's metadata commits apart from the task's events and
+outcome, so a screenshot may be listed before the event that names it is stored."""
 
 from __future__ import annotations
 
@@ -10,7 +14,6 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.artifacts.schemas import Artifact
-from app.store.engine import write_transaction
 from app.store.schema import artifacts
 
 
@@ -61,7 +64,7 @@ class ArtifactRepository:
 
     async def insert(self, row: ArtifactRow) -> Artifact:
         values = asdict(row)
-        async with write_transaction(self._engine) as conn:
+        async with self._engine.begin() as conn:
             await conn.execute(insert(artifacts).values(**values))
         return artifact_from_row(values)
 
@@ -103,7 +106,7 @@ class ArtifactRepository:
     async def mark_evicted(self, ids: Sequence[str], at: float) -> None:
         if not ids:
             return
-        async with write_transaction(self._engine) as conn:
+        async with self._engine.begin() as conn:
             await conn.execute(
                 update(artifacts).where(artifacts.c.id.in_(list(ids))).values(evicted_at=at)
             )

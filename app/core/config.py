@@ -51,6 +51,20 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy async URL; default sqlite+aiosqlite:///<data_dir>/bigthree.db"
     )
+    store_write_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="Longest a request waits for the store to take its write; then 503.",
+    )
+    store_shutdown_write_s: float = Field(
+        10.0, ge=0, le=600, description="At shutdown, how long unwritten data may take to store."
+    )
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
+        "NORMAL",
+        description="NORMAL: a commit survives a crash or kill -9 of the service; FULL: also "
+        "a power cut (an fsync per group commit).",
+    )
 
     # --- logging ------------------------------------------------------------------------
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -85,10 +99,14 @@ class Settings(BaseSettings):
         1_073_741_824, ge=1024, description="Most bytes a workspace may hold after a write."
     )
     tool_loop_max_steps: int = Field(
-        25, ge=1, le=1000, description="Model calls per coder/orchestrator task."
+        25,
+        ge=1,
+        le=1000,
+        description="Model calls per coder/orchestrator task; a claude_code agent's default "
+        "max_turns.",
     )
     task_max_cost_usd: float = Field(
-        5.0, ge=0, description="USD one coder/orchestrator task may spend (0: no cap)."
+        5.0, ge=0, description="USD one coder/orchestrator/claude_code task may spend (0: no cap)."
     )
     orchestrator_max_created_agents: int = Field(
         5, ge=0, le=1000, description="Agents one orchestrator task may create."
@@ -126,6 +144,20 @@ class Settings(BaseSettings):
     )
     browser_artifacts_max_bytes: int = Field(
         1_073_741_824, ge=65_536, description="Screenshot bytes kept in all (oldest task first)."
+    )
+
+    # --- claude_code agents (the `claude-code` extra) -----------------------------------
+    claude_code_cli_path: Path | None = Field(
+        None, description="The Claude Code CLI to run. Empty: the one bundled with the SDK."
+    )
+    claude_code_allow_bash: bool = Field(
+        False, description="Give claude_code agents the Bash tool unless they list their tools."
+    )
+    claude_code_max_retries: int = Field(
+        1, ge=0, le=10, description="The CLI's own API retries (CLAUDE_CODE_MAX_RETRIES)."
+    )
+    claude_code_stop_grace_s: float = Field(
+        5.0, gt=0, le=60, description="After an interrupt, wait this long before killing the CLI."
     )
 
     # --- events -------------------------------------------------------------------------

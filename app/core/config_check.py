@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 from pydantic import AliasChoices, SecretStr, ValidationError
 
+from app.agents.kinds.claude_code.availability import check_config as claude_code_check
 from app.core.config import Settings, env_name, is_loopback
 
 Level = Literal["ERROR", "WARN", "OK"]
@@ -384,6 +385,7 @@ def check_settings(
         )
     findings += _check_browser(settings)
     findings += _check_combinations(settings)
+    findings.append(Finding(*claude_code_check(settings)))
     findings += _check_bind(settings, host or settings.host, port or settings.port)
     return findings
 

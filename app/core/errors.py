@@ -9,7 +9,8 @@
     ├── InvalidInput (422 validation_error)
     ├── TooManyRequests (429 too_many_requests)
     └── ServiceUnavailable (503 service_unavailable)
-        └── Draining (503 draining)
+        ├── Draining (503 draining)
+        └── StorageUnavailable (503 storage_unavailable: nothing was stored; retry later)
 
 Every response body has the shape `{"error": {"type", "message", ...details}}` and carries
 the request id; no handler ever returns a traceback.
@@ -85,6 +86,14 @@ class Draining(ServiceUnavailable):
     error_type = "draining"
 
 
+class StorageUnavailable(ServiceUnavailable):
+    """The store cannot take writes (disk full, read-only, locked): the request's write was
+    not made and will not be made later."""
+
+    error_type = "storage_unavailable"
+    retry_after_s: ClassVar[int] = 2
+
+
 _STATUS_TYPES = {
     400: "bad_request",
     401: "unauthorized",
@@ -121,7 +130,8 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 def install_error_handlers(app: FastAPI) -> None:
     async def on_app_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AppError)
-        headers = {"Retry-After": "5"} if exc.status_code == 503 else None
+        retry_after = getattr(exc, "retry_after_s", 5)
+        headers = {"Retry-After": str(retry_after)} if exc.status_code == 503 else None
         return _respond(request, exc.status_code, exc.to_body(), headers)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:

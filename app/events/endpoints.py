@@ -24,8 +24,9 @@ from fastapi.responses import StreamingResponse
 
 from app.core.errors import InvalidInput
 from app.core.security import refuse_unauthorized, websocket_subprotocol
+from app.events.external import external_event
 from app.events.hub import SLOW_CONSUMER, Subscription
-from app.events.schemas import Event, EventFilter, EventIn, EventPage
+from app.events.schemas import Event, EventFilter, EventIn, EventPage, LiveEvent
 from app.events.stream import follow_task, replay_then_follow, terminal_seq
 from app.state import AuthDep, BusDep, State, StateDep
 
@@ -38,21 +39,17 @@ TaskFilter = Annotated[str | None, Query(max_length=32)]
 KEEPALIVE_S = 15.0  # an SSE comment this often keeps idle proxies from closing the stream
 
 
-@router.post("/events", status_code=status.HTTP_201_CREATED, dependencies=[AuthDep])
-async def post_event(body: EventIn, bus: BusDep) -> Event:
-    event = bus.emit(
-        body.event_type,
-        source=body.event_source,
-        agent=body.agent,
-        task_id=body.task_id,
-        session_id=body.session_id,
-        payload=body.event_payload(),
-    )
-    await bus.flush(within_s=10.0)
-    return event
+@router.post(
+    "/events", status_code=status.HTTP_201_CREATED, dependencies=[AuthDep], response_model=Event
+)
+async def post_event(body: EventIn, bus: BusDep) -> Response:
+    """201: the event is stored (and then streamed); 503 `storage_unavailable`: it is not,
+    and never will be — send it again later."""
+    event = await bus.append(external_event(bus, body))
+    return Response(event.frame, status_code=201, media_type="application/json")
 
 
-@router.get("/events", dependencies=[AuthDep])
+@router.get("/events", dependencies=[AuthDep], response_model=EventPage)
 async def list_events(
     state: StateDep,
     after_seq: Annotated[int, Query(ge=0)] = 0,
@@ -60,11 +57,18 @@ async def list_events(
     type: TypeFilter = None,
     task_id: TaskFilter = None,
     limit: Annotated[int, Query(ge=1)] = 100,
-) -> EventPage:
+) -> Response:
     if limit > state.settings.events_page_max:
         raise InvalidInput(f"limit must be at most {state.settings.events_page_max}")
-    where = EventFilter(agent=agent, type=type, task_id=task_id)
-    return await state.bus.page(after_seq=after_seq, where=where, limit=limit)
+    events, next_after, last = await state.bus.page(
+        after_seq=after_seq,
+        where=EventFilter(agent=agent, type=type, task_id=task_id),
+        limit=limit,
+    )
+    # the stored JSON of each event, as is: nothing decoded and encoded again
+    body = f'{{"events":[{",".join(e.frame for e in events)}],"next_after_seq":{next_after},'
+    body += f'"last_seq":{last}}}'
+    return Response(body, media_type="application/json")
 
 
 @router.get(
@@ -107,7 +111,7 @@ async def task_events(
 
 
 async def _sse_frames(
-    state: State, sub: Subscription, events: AsyncIterator[Event]
+    state: State, sub: Subscription, events: AsyncIterator[LiveEvent]
 ) -> AsyncIterator[bytes]:
     """SSE framing, written here: it is three lines per event, and the libraries that do it
     patch uvicorn's signal handling, which `app.server.DrainingServer` owns. Ends when the
@@ -127,7 +131,7 @@ async def _sse_frames(
                 except StopAsyncIteration:
                     return
                 pending = None
-                yield f"id: {event.seq}\ndata: {event.model_dump_json()}\n\n".encode()
+                yield f"id: {event.seq}\ndata: {event.frame}\n\n".encode()
             elif closed in done:
                 return
             else:
@@ -155,9 +159,9 @@ def _parse_stream_params(websocket: WebSocket) -> tuple[int, EventFilter]:
     return int(raw_after), EventFilter(agent=agent, type=type_, task_id=task_id)
 
 
-async def _send_events(websocket: WebSocket, events: Any) -> None:
+async def _send_events(websocket: WebSocket, events: AsyncIterator[LiveEvent]) -> None:
     async for event in events:
-        await websocket.send_text(event.model_dump_json())
+        await websocket.send_text(event.frame)
 
 
 async def _read_client(websocket: WebSocket) -> int:

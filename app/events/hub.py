@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from app.events.schemas import Event, EventFilter
+from app.events.schemas import EventFilter, LiveEvent
 
 SLOW_CONSUMER = 4008  # app-defined close code: reconnect with after_seq=<last seq received>
 GOING_AWAY = 1001  # RFC 6455: the server is shutting down
@@ -20,7 +20,7 @@ GOING_AWAY = 1001  # RFC 6455: the server is shutting down
 @dataclass(eq=False)
 class Subscription:
     where: EventFilter
-    queue: asyncio.Queue[Event]
+    queue: asyncio.Queue[LiveEvent]
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     close_code: int | None = None
 
@@ -48,7 +48,7 @@ class Hub:
     def subscriber_count(self) -> int:
         return len(self._subs)
 
-    def publish(self, event: Event) -> None:
+    def publish(self, event: LiveEvent) -> None:
         for sub in list(self._subs):
             if sub.close_code is not None or not sub.where.matches(event):
                 continue

@@ -1,15 +1,27 @@
-"""Event persistence: batch insert, filtered reads by seq, retention."""
+"""Event reads: filtered pages by seq, as stored JSON text (never decoded and re-encoded).
+Writes go through the store writer (app/store/writer.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Select, delete, func, insert, select
+import orjson
+from sqlalchemy import Select, Text, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.events.schemas import Event, EventFilter
-from app.store.engine import write_transaction
+from app.events.schemas import EventFilter, LiveEvent, event_frame
 from app.store.schema import events
+
+_COLUMNS = (
+    events.c.seq,
+    events.c.ts,
+    events.c.source,
+    events.c.type,
+    events.c.agent,
+    events.c.task_id,
+    events.c.session_id,
+    type_coerce(events.c.payload, Text).label("payload"),
+)
 
 
 class EventRepository:
@@ -20,12 +32,6 @@ class EventRepository:
         async with self._engine.connect() as conn:
             return int((await conn.execute(select(func.max(events.c.seq)))).scalar() or 0)
 
-    async def insert_many(self, batch: Sequence[Event]) -> None:
-        if not batch:
-            return
-        async with write_transaction(self._engine) as conn:
-            await conn.execute(insert(events), [e.model_dump() for e in batch])
-
     async def read(
         self,
         *,
@@ -33,8 +39,8 @@ class EventRepository:
         until_seq: int | None = None,
         where: EventFilter | None = None,
         limit: int = 500,
-    ) -> list[Event]:
-        query: Select[tuple[object, ...]] = select(events).where(events.c.seq > after_seq)
+    ) -> list[LiveEvent]:
+        query: Select[tuple[object, ...]] = select(*_COLUMNS).where(events.c.seq > after_seq)
         if until_seq is not None:
             query = query.where(events.c.seq <= until_seq)
         if where is not None and where.agent is not None:
@@ -49,11 +55,21 @@ class EventRepository:
         query = query.order_by(events.c.seq).limit(limit)
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
-        return [Event.model_validate(dict(row)) for row in rows]
+        return [_live(row) for row in rows]
 
-    async def prune(self, keep_last: int) -> int:
-        """Delete all but the newest `keep_last` events; return how many were deleted."""
-        async with write_transaction(self._engine) as conn:
-            newest = (await conn.execute(select(func.max(events.c.seq)))).scalar() or 0
-            result = await conn.execute(delete(events).where(events.c.seq <= newest - keep_last))
-            return int(result.rowcount or 0)
+
+def _live(row: Any) -> LiveEvent:
+    seq, ts, payload = int(row["seq"]), float(row["ts"]), str(row["payload"])
+    source, type_ = str(row["source"]), str(row["type"])
+    agent, task_id, session_id = row["agent"], row["task_id"], row["session_id"]
+    return LiveEvent(
+        seq=seq,
+        ts=ts,
+        source=source,
+        type=type_,
+        agent=agent,
+        task_id=task_id,
+        session_id=session_id,
+        payload=orjson.loads(payload),
+        frame=event_frame(seq, ts, source, type_, agent, task_id, session_id, payload),
+    )

@@ -1,9 +1,15 @@
 """Anthropic Messages: `POST /v1/messages`, JSON or named SSE events from `message_start`
 to `message_stop`. Usage: `input_tokens` excludes cached tokens (`cache_read_input_tokens`).
+
+Claude Code's traffic is served too: it streams, declares its tools, merges consecutive
+turns (several `tool_use` blocks in one answer, several `tool_result`s in the next user
+message) and wraps context in `<system-reminder>` text, which the default echo leaves out so
+that `claude -p "say hello"` is answered `echo: say hello`.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from app.fake_upstream.dialect import as_dict, as_list, sse, text_of
@@ -24,6 +30,9 @@ _ERRORS: dict[int, tuple[str, str]] = {
     504: ("timeout_error", "Request timed out."),
     529: ("overloaded_error", "Overloaded"),
 }
+
+
+_REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>\s*", re.DOTALL)
 
 
 def _content(value: Any) -> list[dict[str, Any]]:
@@ -83,7 +92,7 @@ class AnthropicDialect:
         words = [text_of(data.get("system"))] + [_block_text(b) for bl in blocks for b in bl]
         last_user = [b for b in users[-1] if b.get("type") == "text"] if users else []
         return Prompt(
-            last_user_text="".join(_block_text(b) for b in last_user),
+            last_user_text=_REMINDER.sub("", "".join(_block_text(b) for b in last_user)),
             tool_result="\n".join(_block_text(b) for b in results) if results else None,
             input_words=count_words(words),
         )

@@ -235,8 +235,12 @@ class CircuitBreaker:
         emit(self.on_reject, BreakerRejection(self.name, state, retry_in, now))
         raise CircuitOpen(self.name, retry_in)
 
-    def record(self, permit: Permit, error: BaseException | None = None) -> None:
-        """Settle a permit with its outcome: success (`error=None`) or the error raised."""
+    def record(
+        self, permit: Permit, error: BaseException | None = None, *, duration_s: float | None = None
+    ) -> None:
+        """Settle a permit with its outcome: success (`error=None`) or the error raised.
+        `duration_s` replaces the permit's age for the slow-call test, for a permit held over
+        work that is not one upstream call (a Claude Code run: its mean API call time)."""
         if error is not None and not self._counts_as_failure(error):
             self.release(permit)
             return
@@ -244,7 +248,8 @@ class CircuitBreaker:
         self._refresh(now)
         if not self._is_current(permit):
             return
-        slow = now - permit.started > self.config.slow_call_duration_s
+        took = now - permit.started if duration_s is None else duration_s
+        slow = took > self.config.slow_call_duration_s
         self._window.add(error is not None, slow)
         self._evaluate(now)
 

@@ -44,12 +44,26 @@ def _events_by_task(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX IF NOT EXISTS ix_events_task_id ON events (task_id)"))
 
 
+def _claude_code(conn: Connection) -> None:
+    # `options` is shared by every kind with settings of its own (same DDL wherever added)
+    add_column_if_missing(conn, "agents", "options", "JSON")
+    add_column_if_missing(conn, "agents", "session_id", "VARCHAR(128)")
+    add_column_if_missing(conn, "tasks", "new_session", "BOOLEAN NOT NULL DEFAULT FALSE")
+
+
 def _browser(conn: Connection) -> None:
     artifacts.create(conn, checkfirst=True)
     add_column_if_missing(conn, "agents", "options", "JSON")
 
 
-MIGRATIONS: list[Migration] = [_initial, _usage_totals, _workspaces, _events_by_task, _browser]
+MIGRATIONS: list[Migration] = [
+    _initial,
+    _usage_totals,
+    _workspaces,
+    _events_by_task,
+    _claude_code,
+    _browser,
+]
 
 
 async def migrate(engine: AsyncEngine) -> int:

@@ -30,7 +30,8 @@ agents = Table(
     Column("fallbacks", JSON, nullable=False, default=list),
     Column("stream", Boolean, nullable=False, default=False),
     Column("workspace", Text, nullable=True),
-    Column("options", JSON, nullable=True),  # kind-specific options (a typed model per kind)
+    Column("options", JSON, nullable=True),  # kind-specific settings (claude_code: tools, ...)
+    Column("session_id", String(128), nullable=True),  # claude_code: the Claude Code session
     Column("state", String(16), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
@@ -69,6 +70,7 @@ tasks = Table(
     Column("finished_at", Float, nullable=True),
     Column("order_key", Integer, nullable=False),
     Column("files_changed", JSON, nullable=True),
+    Column("new_session", Boolean, nullable=False, default=False),
 )
 
 events = Table(

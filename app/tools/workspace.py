@@ -345,6 +345,12 @@ class Workspace:
         return found, False
 
 
+def _within(real: Path, root: Path) -> bool:
+    """`real` (a resolved path) is `root` or lies below it, once `root` is resolved too."""
+    base = Path(os.path.realpath(root))
+    return real == base or base in real.parents
+
+
 def resolve_root(requested: str, allowed: Sequence[Path]) -> Path:
     """The real path of an operator-allowed workspace: inside one of `allowed`, or refused."""
     if not allowed:
@@ -352,11 +358,29 @@ def resolve_root(requested: str, allowed: Sequence[Path]) -> Path:
     if "\x00" in requested or not os.path.isabs(requested):
         raise PathRefused("a workspace must be an absolute path inside an allowed root")
     real = Path(os.path.realpath(requested))
-    for root in allowed:
-        base = Path(os.path.realpath(root))
-        if real == base or base in real.parents:
-            return real
+    if any(_within(real, root) for root in allowed):
+        return real
     raise PathRefused(f"{requested!r} is not inside an allowed workspace root")
+
+
+def contained_path(root: Path, path: str) -> Path:
+    """The real path that `path` (absolute, or relative to `root`) names, when it lies inside
+    `root`; else `PathRefused`. For a program that opens paths itself (Claude Code's file
+    tools), checked before it runs: '..' and symbolic links are resolved (a link inside the
+    root that points out is refused), a path that does not exist yet is judged by where it
+    would be created, and '~' (a home directory), NUL and control characters are refused."""
+    if not isinstance(path, str) or not path:
+        raise PathRefused("a path must be a non-empty string")
+    if len(path) > MAX_PATH_CHARS:
+        raise PathRefused(f"the path is longer than {MAX_PATH_CHARS} characters")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in path):
+        raise PathRefused("the path contains NUL or control characters")
+    if path.startswith("~"):
+        raise PathRefused(f"{path!r} names a home directory, outside the workspace")
+    real = Path(os.path.realpath(os.path.join(root, path)))
+    if not _within(real, root):
+        raise PathRefused(f"{path!r} is outside the workspace {root}")
+    return real
 
 
 def agent_root(data_dir: Path, name: str, workspace: str | None, allowed: Sequence[Path]) -> Path:

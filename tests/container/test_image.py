@@ -23,7 +23,8 @@ SMOKE_TIMEOUT_S = 900
 def test_image_builds_and_turns_healthy() -> None:
     """A private dockerd builds the Dockerfile on a local Debian base (offline, from a host-built
     wheelhouse); the container exits 2 without API keys, turns healthy with them, serves /ready,
-    runs as uid 10001, and exits 0 on docker stop (SIGTERM drain) within the 30 s grace."""
+    runs as uid 10001, and exits 0 on docker stop (SIGTERM drain) within the 30 s grace; built
+    with BIGTHREE_EXTRAS=claude-code, its Claude Code CLI runs (and is absent without it)."""
     proc = subprocess.Popen(
         ["bash", str(SMOKE)],
         stdout=subprocess.PIPE,
@@ -46,7 +47,7 @@ def test_image_builds_and_turns_healthy() -> None:
     summary = re.search(r"^smoke: OK (.*)$", output, flags=re.MULTILINE)
     assert summary, output[-3000:]
     stages = dict(item.split("=") for item in summary.group(1).split())
-    assert {"base", "wheels", "build", "refuse", "healthy", "stop"} <= set(stages)
+    assert {"base", "wheels", "build", "refuse", "healthy", "stop", "extra"} <= set(stages)
 
 
 def test_smoke_script_passes_shellcheck() -> None:

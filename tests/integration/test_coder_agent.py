@@ -172,7 +172,7 @@ def test_files_api_missing_and_non_coders(client: httpx.Client) -> None:
     create_agent(client, chat)
     no_files = client.get(f"/v1/agents/{chat}/files")
     assert no_files.status_code == 404
-    assert "only coder agents" in no_files.json()["error"]["message"]
+    assert "only coder and claude_code agents" in no_files.json()["error"]["message"]
     bad_glob = client.get(f"/v1/agents/{name}/files", params={"glob": "x" * 300})
     assert bad_glob.status_code == 422
 

@@ -15,9 +15,8 @@ from typing import Any, cast
 import pytest
 import yaml
 
-from app.agents.telemetry import GatewayCollector
 from app.core.config import Settings
-from app.core.metrics import Metrics
+from app.core.metrics import GatewayCollector, Metrics
 from app.providers.gateway import ProviderGateway
 from tests.support.monitoring import (
     ROOT,

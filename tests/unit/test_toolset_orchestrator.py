@@ -133,7 +133,7 @@ async def test_manager_errors_become_tool_errors(manager: AgentManager) -> None:
     both = await tools.call("check_agent_result", {})
     assert both.is_error and "exactly one" in both.content
     chat = await tools.call("read_agent_file", {"name": "twin", "path": "x"})
-    assert chat.is_error and "only coders have files" in chat.content
+    assert chat.is_error and "only coders and claude_code agents have files" in chat.content
 
 
 async def test_report_costs(manager: AgentManager) -> None:

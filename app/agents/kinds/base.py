@@ -10,6 +10,10 @@ from app.agents.llm import CallContext, LLMClient
 from app.agents.schemas import Agent, Task
 
 
+async def _no_session(session_id: str | None) -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class RunContext:
     llm: LLMClient
@@ -19,6 +23,8 @@ class RunContext:
     ]  # the agent's earlier succeeded tasks, oldest first
     emit: Callable[[str, dict[str, Any]], None] = lambda type_, payload: None  # task event
     files_changed: list[str] = field(default_factory=list)  # workspace paths the run changed
+    # store the agent's upstream session id (claude_code: the Claude Code session), at once
+    remember_session: Callable[[str | None], Awaitable[None]] = _no_session
 
 
 class TaskFailed(Exception):

@@ -37,7 +37,8 @@ class LoopLimits:
     max_cost_usd: float  # 0: no cap
 
 
-def _preview(text: str, limit: int = PREVIEW_CHARS) -> str:
+def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
+    """`text`, cut to `limit` characters with a note of how many were left off."""
     return text if len(text) <= limit else text[:limit] + f"… [{len(text) - limit} more chars]"
 
 
@@ -116,7 +117,7 @@ class ToolLoop:
     ) -> Message:
         raw = call.raw_arguments or json.dumps(dict(call.arguments))
         ids: dict[str, Any] = {"tool": call.name, "call_id": call.id, "step": step}
-        ctx.emit("tool.call", {**ids, "arguments": _preview(raw)})
+        ctx.emit("tool.call", {**ids, "arguments": preview(raw)})
         started = time.perf_counter()
         if call.arguments_error is not None:
             result = ToolResult.error(
@@ -130,7 +131,7 @@ class ToolLoop:
             {
                 **ids,
                 "is_error": result.is_error,
-                "content": _preview(result.content),
+                "content": preview(result.content),
                 "data": result.data,
                 "duration_s": round(time.perf_counter() - started, 4),
             },
