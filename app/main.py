@@ -16,6 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from app import __version__
 from app.agents.endpoints import router as agents_router
 from app.agents.files import router as files_router
+from app.agents.kinds.browser import BrowserRunner
 from app.agents.kinds.chat import ChatRunner
 from app.agents.kinds.claude_code.runner import ClaudeCodeRunner
 from app.agents.kinds.coder import CoderRunner
@@ -25,6 +26,9 @@ from app.agents.repository import AgentRepository, TaskRepository, UsageReposito
 from app.agents.service import AgentManager
 from app.agents.telemetry import ResilienceTelemetry, count_tool_results
 from app.agents.usage import UsageAccounting
+from app.artifacts.endpoints import router as artifacts_router
+from app.artifacts.repository import ArtifactRepository
+from app.artifacts.service import ArtifactStore
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
 from app.core.gc_tuning import settle_after_startup
@@ -48,6 +52,7 @@ from app.store.engine import create_engine
 from app.store.migrations import migrate
 from app.store.writer import StoreWriter
 from app.store.writers import open_write_backend
+from app.tools.browser.launcher import BrowserPool
 from app.ui import install_ui
 
 log = structlog.get_logger(__name__)
@@ -97,6 +102,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             repository=UsageRepository(engine),
         )
         llm = LLMClient(gateway, bus=bus, metrics=metrics, usage=usage, telemetry=telemetry)
+        artifacts = ArtifactStore(
+            settings.data_dir / "artifacts",
+            ArtifactRepository(engine),
+            metrics,
+            task_max_bytes=settings.browser_artifacts_task_max_bytes,
+            total_max_bytes=settings.browser_artifacts_max_bytes,
+        )
+        await artifacts.start()
+        browsers = BrowserPool(settings, metrics)  # starts nothing until a browser task runs
         orchestrator = OrchestratorRunner(settings)
         claude_code = ClaudeCodeRunner(settings, bus)
         claude_code.start()  # kill CLI processes a crash left behind
@@ -113,7 +127,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "coder": CoderRunner(settings),
                 "orchestrator": orchestrator,
                 "claude_code": claude_code,
+                "browser": BrowserRunner(settings, browsers, artifacts, metrics),
             },
+            artifacts=artifacts,
         )
         orchestrator.bind(manager)
         await manager.start()
@@ -127,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await manager.shutdown()
             await claude_code.aclose()
+            await browsers.aclose()
             hub.close_all(GOING_AWAY)
             bus.emit("service.stopped", payload={})
             await writer.close(within_s=settings.store_shutdown_write_s)  # logs what is lost
@@ -159,6 +176,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app, settings)
     app.include_router(agents_router)
     app.include_router(files_router)
+    app.include_router(artifacts_router)
     app.include_router(events_router)
     app.include_router(providers_router)
     app.include_router(realtime_router)

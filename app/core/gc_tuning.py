@@ -3,7 +3,7 @@
 CPython's default collector (gen0 threshold 700) walks the whole heap — every module, route,
 pydantic schema and SQLAlchemy table built at start — on each full collection: measured at
 up to 93 ms per gen2 pass and ~1 ms per gen0 pass in the middle of serving (bench/README.md,
-run 6). After start-up nothing of that is garbage, so it is moved to the permanent
+run 7). After start-up nothing of that is garbage, so it is moved to the permanent
 generation (`gc.freeze`) and the young generation is collected less often; reference
 counting still frees almost everything at once, the collector only finds cycles.
 """

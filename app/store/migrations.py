@@ -14,7 +14,7 @@ from collections.abc import Callable
 from sqlalchemy import Connection, func, insert, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.store.schema import metadata, schema_version, usage_totals
+from app.store.schema import artifacts, metadata, schema_version, usage_totals
 
 Migration = Callable[[Connection], None]
 
@@ -51,12 +51,18 @@ def _claude_code(conn: Connection) -> None:
     add_column_if_missing(conn, "tasks", "new_session", "BOOLEAN NOT NULL DEFAULT FALSE")
 
 
+def _browser(conn: Connection) -> None:
+    artifacts.create(conn, checkfirst=True)
+    add_column_if_missing(conn, "agents", "options", "JSON")
+
+
 MIGRATIONS: list[Migration] = [
     _initial,
     _usage_totals,
     _workspaces,
     _events_by_task,
     _claude_code,
+    _browser,
 ]
 
 
