@@ -18,10 +18,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import __version__
+from app.agents.artifact_endpoints import router as artifacts_router
 from app.agents.claims import TaskClaims
 from app.agents.directory import AgentDirectory
 from app.agents.endpoints import router as agents_router
 from app.agents.files import router as files_router
+from app.agents.kinds.browser import BrowserRunner
 from app.agents.kinds.chat import ChatRunner
 from app.agents.kinds.claude_code.runner import ClaudeCodeRunner
 from app.agents.kinds.coder import CoderRunner
@@ -33,9 +35,12 @@ from app.agents.shared import SharedAgentManager
 from app.agents.task_events import router as task_events_router
 from app.agents.telemetry import ResilienceTelemetry, count_tool_results
 from app.agents.usage import UsageAccounting
+from app.artifacts.repository import ArtifactRepository
+from app.artifacts.service import ArtifactStore
 from app.coordination import Broadcast, build_broadcast, new_replica_id
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
+from app.core.gc_tuning import settle_after_startup
 from app.core.http_metrics import HttpMetricsMiddleware
 from app.core.lifecycle import Teardown
 from app.core.metrics import GatewayCollector, Metrics
@@ -61,6 +66,7 @@ from app.store.engine import create_engine, ping
 from app.store.migrations import upgrade_database
 from app.store.writer import StoreWriter
 from app.store.writers import open_write_backend
+from app.tools.browser.launcher import BrowserPool
 from app.ui import install_ui
 
 log = structlog.get_logger(__name__)
@@ -105,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app, settings)
     app.include_router(agents_router)
     app.include_router(files_router)
+    app.include_router(artifacts_router)
     app.include_router(events_router)
     app.include_router(task_events_router)
     app.include_router(providers_router)
@@ -168,6 +175,16 @@ async def _start(app: FastAPI, settings: Settings, metrics: Metrics, teardown: T
         repository=UsageRepository(engine),
     )
     llm = LLMClient(gateway, bus=bus, metrics=metrics, usage=usage, telemetry=telemetry)
+    artifacts = ArtifactStore(
+        settings.data_dir / "artifacts",
+        ArtifactRepository(engine),
+        metrics,
+        task_max_bytes=settings.browser_artifacts_task_max_bytes,
+        total_max_bytes=settings.browser_artifacts_max_bytes,
+    )
+    await artifacts.start()
+    browsers = BrowserPool(settings, metrics)  # starts nothing until a browser task runs
+    teardown.add("browsers", browsers.aclose)
     orchestrator = OrchestratorRunner(settings)
     claude_code = ClaudeCodeRunner(settings, bus)
     claude_code.start()  # kill CLI processes a crash left behind
@@ -185,7 +202,9 @@ async def _start(app: FastAPI, settings: Settings, metrics: Metrics, teardown: T
             "coder": CoderRunner(settings),
             "orchestrator": orchestrator,
             "claude_code": claude_code,
+            "browser": BrowserRunner(settings, browsers, artifacts, metrics),
         },
+        "artifacts": artifacts,
     }
     manager: AgentManager
     if engine.dialect.name == "postgresql":
@@ -220,6 +239,7 @@ async def _start(app: FastAPI, settings: Settings, metrics: Metrics, teardown: T
         replica=broadcast.replica_id,
         coordination=broadcast.backend,
     )
+    settle_after_startup()
 
 
 async def _shared_manager(

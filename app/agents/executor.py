@@ -209,7 +209,11 @@ class TaskExecutor:
             # store never needs to hold it (one write fewer per task)
             rt.agent = rt.agent.model_copy(update={"state": AgentState.BUSY})
 
-        await self._writer.write_durable(
+        # durable but not awaited: the provider call need not wait a commit round trip for
+        # it. Nothing is acknowledged or published before the commit (`task.running` is
+        # published, and the live snapshot reads running, from `stored`), and the writer
+        # commits in order, so this transition always lands before the task's outcome.
+        self._writer.write_later(
             TaskStarted(task.id, started),
             self.task_event(
                 "task.running", task, {"replica": self._replica_id} if self._replica_id else {}

@@ -9,7 +9,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.agents.schemas import Agent, AgentState, ClaudeCodeOptions, Task, TaskState, UsageOut
+from app.agents.schemas import (
+    Agent,
+    AgentState,
+    BrowserOptions,
+    ClaudeCodeOptions,
+    Task,
+    TaskState,
+    UsageOut,
+)
 from app.store.schema import agents, tasks, usage_totals
 
 
@@ -24,6 +32,18 @@ def claude_code_options(row: Any) -> ClaudeCodeOptions | None:
     if row["kind"] != "claude_code":
         return None
     return ClaudeCodeOptions.model_validate(row.get("options") or {})
+
+
+def browser_fields(row: Any) -> dict[str, Any]:
+    """A browser agent's options (the `options` column) as its own fields; {} for others."""
+    if row["kind"] != "browser":
+        return {}
+    browser = BrowserOptions.model_validate(row.get("options") or {})
+    return {
+        "allowed_origins": browser.allowed_origins,
+        "start_url": browser.start_url,
+        "screen": browser.screen,
+    }
 
 
 def agent_from_row(row: Any) -> Agent:
@@ -43,6 +63,7 @@ def agent_from_row(row: Any) -> Agent:
         permission_mode=cc.permission_mode if cc else None,
         max_turns=cc.max_turns if cc else None,
         session_id=row.get("session_id") if cc else None,
+        **browser_fields(row),
         state=AgentState(row["state"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],

@@ -48,6 +48,7 @@ from app.agents.schemas import (
     AgentCost,
     AgentCreate,
     AgentState,
+    BrowserOptions,
     CostReport,
     ModelCost,
     Task,
@@ -55,6 +56,8 @@ from app.agents.schemas import (
     TaskState,
     UsageOut,
 )
+from app.artifacts.schemas import Artifact
+from app.artifacts.service import ArtifactStore
 from app.core.config import Settings
 from app.core.errors import (
     Conflict,
@@ -69,8 +72,11 @@ from app.events.service import EventBus
 from app.store.backend import RowConflict
 from app.store.rows import AgentDeleted, NewAgent, NewTask
 from app.store.writer import StoreWriter
+from app.tools.browser.guard import NavigationGuard
 from app.tools.errors import WorkspaceError
 from app.tools.workspace import FileInfo, Workspace, resolve_root
+
+BROWSER_PROVIDER = "gemini"  # computer use is a Gemini feature (see kinds/browser.py)
 
 log = structlog.get_logger(__name__)
 
@@ -88,8 +94,10 @@ class AgentManager:
         metrics: Metrics,
         runners: Mapping[str, AgentKindRunner],
         replica_id: str | None = None,
+        artifacts: ArtifactStore | None = None,
     ) -> None:
         self._settings = settings
+        self._artifacts = artifacts
         self._agents = agents
         self._tasks = tasks
         self._writer = writer
@@ -225,6 +233,8 @@ class AgentManager:
         if spec.kind == "claude_code":
             provider = spec.provider or CLAUDE_CODE_PROVIDER
             options = check_claude_code_agent(self._settings, spec, provider).model_dump()
+        if spec.kind == "browser":
+            options = self._browser_options(spec, provider).model_dump(mode="json")
         if provider not in self._llm.provider_names:
             raise InvalidInput(f"provider {provider!r} is not configured")
         workspace = None
@@ -247,6 +257,27 @@ class AgentManager:
             state=AgentState.IDLE.value,
             created_at=time.time(),
         )
+
+    def _browser_options(self, spec: AgentCreate, provider: str) -> BrowserOptions:
+        """A browser agent's options, defaults filled in; 422 for what cannot work."""
+        wrong = {provider, *(f.provider for f in spec.fallbacks)} - {BROWSER_PROVIDER}
+        if wrong:
+            raise InvalidInput(
+                "browser agents run Gemini's computer-use model: provider (and every fallback) "
+                f"must be {BROWSER_PROVIDER!r}, not {', '.join(sorted(wrong))}"
+            )
+        origins = spec.allowed_origins
+        if origins is None:
+            origins = list(self._settings.browser_allowed_origins)
+        options = BrowserOptions.model_validate(
+            {"allowed_origins": origins, "start_url": spec.start_url, "screen": spec.screen or {}}
+        )
+        if options.start_url is not None:
+            guard = NavigationGuard(options.allowed_origins)
+            _, refusal = guard.check_navigate(options.start_url)
+            if refusal is not None:
+                raise InvalidInput(f"start_url is not allowed: {refusal.reason}")
+        return options
 
     def list_agents(self) -> list[Agent]:
         return [self._view(self._runtimes[name]) for name in sorted(self._runtimes)]
@@ -464,6 +495,28 @@ class AgentManager:
         """The task once it has finished, or as it is after `timeout_s` seconds (not counted
         against BIGTHREE_MAX_WAITERS: for the service's own callers)."""
         return await self._executor.wait_for(task_id, timeout_s, self._read_task)
+
+    # --- artifacts ----------------------------------------------------------------------
+
+    async def task_artifacts(self, task_id: str) -> list[Artifact]:
+        """The artifacts a task produced (404 for an unknown task)."""
+        await self.get_task(task_id)
+        if self._artifacts is None:
+            return []
+        return await self._artifacts.for_task(task_id)
+
+    async def task_artifact(self, task_id: str, artifact_id: str) -> tuple[Artifact, bytes]:
+        await self.get_task(task_id)
+        if self._artifacts is None:
+            raise NotFound(f"task {task_id} has no artifact {artifact_id!r}")
+        return await self._artifacts.read(task_id, artifact_id)
+
+    async def final_screen(self, task_id: str) -> tuple[Task, Artifact | None]:
+        """A task and the last page its browser showed (None: no screenshot stored)."""
+        task = await self.get_task(task_id)
+        if self._artifacts is None:
+            return task, None
+        return task, await self._artifacts.final(task_id)
 
     # --- helpers ------------------------------------------------------------------------
 

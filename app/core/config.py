@@ -135,6 +135,37 @@ class Settings(BaseSettings):
         False, description="Let an orchestrator create orchestrator agents."
     )
 
+    # --- browser agents -----------------------------------------------------------------
+    browser_executable: Path | None = Field(
+        None,
+        description="Chromium to launch. Empty: Playwright's own if installed, else the "
+        "system's chromium (/usr/bin/chromium).",
+    )
+    browser_max_pages: int = Field(
+        4, ge=1, le=1000, description="Browsers (one page each) open at once, across tasks."
+    )
+    browser_max_wait_s: float = Field(
+        30.0, ge=0, le=60, description="How long a browser task waits for a free page."
+    )
+    browser_max_steps: int = Field(40, ge=1, le=1000, description="Model calls per browser task.")
+    browser_action_timeout_s: float = Field(
+        15.0, gt=0, le=300, description="Bound on one browser action, its page load included."
+    )
+    browser_allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated origins (scheme://host[:port]) a browser agent may reach "
+        "when its own allowed_origins is not given. Empty: every navigation is refused.",
+    )
+    browser_safety: Literal["deny", "allow"] = Field(
+        "deny", description="An action the model marks require_confirmation: deny or allow."
+    )
+    browser_artifacts_task_max_bytes: int = Field(
+        20_971_520, ge=65_536, description="Screenshot bytes kept per task (its oldest go first)."
+    )
+    browser_artifacts_max_bytes: int = Field(
+        1_073_741_824, ge=65_536, description="Screenshot bytes kept in all (oldest task first)."
+    )
+
     # --- claude_code agents (the `claude-code` extra) -----------------------------------
     claude_code_cli_path: Path | None = Field(
         None, description="The Claude Code CLI to run. Empty: the one bundled with the SDK."
@@ -240,6 +271,24 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("browser_allowed_origins", mode="before")
+    @classmethod
+    def _split_browser_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("browser_allowed_origins")
+    @classmethod
+    def _origins_are_origins(cls, value: list[str]) -> list[str]:
+        # the guard's own parser (pure URL logic), so the setting means what the guard checks
+        from app.tools.browser.guard import OriginError, parse_origin
+
+        try:
+            return [str(parse_origin(origin)) for origin in value]
+        except OriginError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("workspace_roots", mode="before")
     @classmethod

@@ -277,6 +277,37 @@ def _check_bind(settings: Settings, host: str, port: int) -> list[Finding]:
     return [*findings, Finding("OK", f"{host}:{port} is free to bind")]
 
 
+def _check_browser(
+    settings: Settings, playwright_path: Callable[[], str | None] | None = None
+) -> list[Finding]:
+    """Whether browser agents can run: a Chromium to launch (the service starts without)."""
+    from app.tools.browser.executable import BrowserUnavailable, choose, playwright_chromium_path
+
+    try:
+        choice = choose(
+            settings.browser_executable, (playwright_path or playwright_chromium_path)()
+        )
+    except BrowserUnavailable as exc:
+        level: Level = "ERROR" if settings.browser_executable is not None else "WARN"
+        return [
+            Finding(
+                level,
+                f"browser agents: {exc.message}; browser tasks will fail with "
+                "browser_unavailable (the service still starts)",
+            )
+        ]
+    findings = [Finding("OK", f"browser agents: Chromium available: {choice.description}")]
+    if not settings.browser_allowed_origins:
+        findings.append(
+            Finding(
+                "OK",
+                "BIGTHREE_BROWSER_ALLOWED_ORIGINS is empty: a browser agent reaches only the "
+                "origins it is created with",
+            )
+        )
+    return findings
+
+
 def _check_combinations(settings: Settings) -> list[Finding]:
     findings: list[Finding] = []
     if settings.retry_initial_backoff_s > settings.retry_max_backoff_s:
@@ -352,6 +383,7 @@ def check_settings(
                 "ERROR", f"BIGTHREE_PRICING_FILE {settings.pricing_file} is not a readable file"
             )
         )
+    findings += _check_browser(settings)
     findings += _check_combinations(settings)
     findings.append(Finding(*claude_code_check(settings)))
     findings += _check_bind(settings, host or settings.host, port or settings.port)

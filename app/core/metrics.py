@@ -102,6 +102,35 @@ class BoundedLabel:
         return self._overflow
 
 
+# browser agents: the predefined computer-use actions (+ "unknown"), what became of each,
+# and where the navigation guard refused something (closed sets: every series starts at 0)
+BROWSER_ACTIONS = (
+    "open_web_browser",
+    "wait_5_seconds",
+    "go_back",
+    "go_forward",
+    "search",
+    "click_at",
+    "hover_at",
+    "type_text_at",
+    "key_combination",
+    "navigate",
+    "scroll_document",
+    "scroll_at",
+    "drag_and_drop",
+    "unknown",
+)
+BROWSER_ACTION_OUTCOMES = ("ok", "error", "refused")
+BROWSER_REFUSAL_STAGES = (
+    "navigate",
+    "navigation",
+    "subresource",
+    "websocket",
+    "popup",
+    "download",
+    "connection",
+)
+
 # the kept (durable) store writes retried while the store is unavailable (app/store/writer.py)
 STORE_WRITE_OPERATIONS = (
     "task_running",
@@ -258,6 +287,35 @@ class Metrics:
         )
         for operation in STORE_WRITE_OPERATIONS:
             self.store_write_retries.labels(operation)
+        # browser agents
+        self.browser_pages_open = Gauge(
+            "bigthree_browser_pages_open", "Browser pages (one browser each) open now.", registry=r
+        )
+        self.browser_pages_max = Gauge(
+            "bigthree_browser_pages_max",
+            "Browser pages allowed open at once (BIGTHREE_BROWSER_MAX_PAGES).",
+            registry=r,
+        )
+        self.browser_actions = Counter(
+            "bigthree_browser_actions_total",
+            "Computer-use actions, by action and outcome (ok, error, refused).",
+            ["action", "outcome"],
+            registry=r,
+        )
+        self.browser_navigation_refusals = Counter(
+            "bigthree_browser_navigation_refusals_total",
+            "Requests and navigations the browser guard refused, by stage.",
+            ["stage"],
+            registry=r,
+        )
+        self.browser_artifact_bytes = Gauge(
+            "bigthree_browser_artifact_bytes", "Screenshot bytes stored now.", registry=r
+        )
+        for action in BROWSER_ACTIONS:
+            for outcome in BROWSER_ACTION_OUTCOMES:
+                self.browser_actions.labels(action, outcome)
+        for stage in BROWSER_REFUSAL_STAGES:
+            self.browser_navigation_refusals.labels(stage)
         self.store_available = Gauge(
             "bigthree_store_available",
             "1 while the store takes writes; 0 while it is full, read-only or locked.",

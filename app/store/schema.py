@@ -114,6 +114,29 @@ events = Table(
     Column("payload", Json, nullable=False),
 )
 
+# files a task produced (browser screenshots), stored under <data_dir>/artifacts/<task id>/;
+# an evicted artifact keeps its row (its events still name it) but not its file
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("task_id", String(32), nullable=False, index=True),
+    Column("agent_name", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("action", String(32), nullable=True),
+    Column("url", Text, nullable=False),
+    Column("title", Text, nullable=True),
+    Column("page_text", Text, nullable=True),
+    Column("mime_type", String(64), nullable=False),
+    Column("bytes", Integer, nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("created_at", Float, nullable=False, index=True),
+    Column("evicted_at", Float, nullable=True),
+)
+
 usage_totals = Table(
     "usage_totals",
     metadata,

@@ -41,6 +41,7 @@ EXPECTED_ALERTS = {
     "RetryRateSpike",
     "TaskFailureRatio",
     "EventStreamDrops",
+    "BrowserPagesAtCap",
 }
 # metrics prometheus-fastapi-instrumentator exports by default
 HTTP_METRICS = {
@@ -99,7 +100,7 @@ def test_alert_rule_unit_tests_pass() -> None:
 
 
 def test_alerts_are_the_expected_set_with_annotations() -> None:
-    """The seven alerts exist, each with a severity, a summary and a runbook description."""
+    """The eight alerts exist, each with a severity, a summary and a runbook description."""
     rules = alert_rules()
     assert {rule["alert"] for rule in rules} == EXPECTED_ALERTS
     for rule in rules:

@@ -56,19 +56,26 @@ async def test_a_new_database_is_created_at_the_newest_revision(store_url: str) 
     assert not second.migrated
     found = await inspect_db(store_url)
     assert found["differences"] == []
-    assert found["tables"] == {"alembic_version", "agents", "tasks", "events", "usage_totals"}
+    assert found["tables"] == {
+        "alembic_version",
+        "agents",
+        "tasks",
+        "events",
+        "usage_totals",
+        "artifacts",
+    }
 
 
-@pytest.mark.parametrize("version_5", [False, True], ids=["version-1", "version-5"])
+@pytest.mark.parametrize("version_6", [False, True], ids=["version-1", "version-6"])
 async def test_a_pre_alembic_database_is_adopted_and_upgraded(
-    store_url: str, version_5: bool
+    store_url: str, version_6: bool
 ) -> None:
     """A database of the first release (schema_version 1, no `stream` column, no usage
     totals) upgrades in place — on PostgreSQL too, where the old migration list failed on
     `stream`'s integer default — and keeps its rows; so does one of the last pre-Alembic
-    release (version 5, which has the events-by-task index and the claude_code columns
-    already)."""
-    await make_v1_database(store_url, version_5=version_5)
+    release (version 6, which has the events-by-task index, the claude_code columns and
+    the artifacts table already)."""
+    await make_v1_database(store_url, version_6=version_6)
     result = await upgrade_database(store_url)
     assert result.after == head_revision()
     found = await inspect_db(store_url)

@@ -40,8 +40,8 @@ V1_DDL = [
         version INTEGER NOT NULL, applied_at FLOAT NOT NULL, PRIMARY KEY (version))""",
 ]
 
-# what versions 2-5 of the old migration list added
-V5_DDL = [
+# what versions 2-6 of the old migration list added
+V6_DDL = [
     """CREATE TABLE usage_totals (
         provider VARCHAR(32) NOT NULL, model VARCHAR(128) NOT NULL, calls INTEGER NOT NULL,
         input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
@@ -54,7 +54,15 @@ V5_DDL = [
     "ALTER TABLE agents ADD COLUMN options JSON",
     "ALTER TABLE agents ADD COLUMN session_id VARCHAR(128)",
     "ALTER TABLE tasks ADD COLUMN new_session BOOLEAN NOT NULL DEFAULT FALSE",
-    "INSERT INTO schema_version VALUES (2, 0), (3, 0), (4, 0), (5, 0)",
+    """CREATE TABLE artifacts (
+        id VARCHAR(32) NOT NULL, task_id VARCHAR(32) NOT NULL, agent_name VARCHAR(64) NOT NULL,
+        kind VARCHAR(16) NOT NULL, step INTEGER NOT NULL, action VARCHAR(32), url TEXT NOT NULL,
+        title TEXT, page_text TEXT, mime_type VARCHAR(64) NOT NULL, bytes INTEGER NOT NULL,
+        width INTEGER NOT NULL, height INTEGER NOT NULL, sha256 VARCHAR(64) NOT NULL,
+        created_at FLOAT NOT NULL, evicted_at FLOAT, PRIMARY KEY (id))""",
+    "CREATE INDEX ix_artifacts_task_id ON artifacts (task_id)",
+    "CREATE INDEX ix_artifacts_created_at ON artifacts (created_at)",
+    "INSERT INTO schema_version VALUES (2, 0), (3, 0), (4, 0), (5, 0), (6, 0)",
 ]
 
 V1_ROWS = [
@@ -67,9 +75,9 @@ V1_ROWS = [
 ]
 
 
-async def make_v1_database(url: str, *, version_5: bool = False) -> None:
+async def make_v1_database(url: str, *, version_6: bool = False) -> None:
     """Create the version-1 schema with one agent, task and event at `url`; with
-    `version_5`, what the last pre-Alembic release left (every column, the task index)."""
+    `version_6`, what the last pre-Alembic release left (every column, the task index)."""
     engine = create_async_engine(url, poolclass=NullPool)
     try:
         async with engine.begin() as conn:
@@ -78,8 +86,8 @@ async def make_v1_database(url: str, *, version_5: bool = False) -> None:
             await conn.execute(
                 text("INSERT INTO schema_version VALUES (1, :now)"), {"now": time.time()}
             )
-            if version_5:
-                for statement in V5_DDL:
+            if version_6:
+                for statement in V6_DDL:
                     await conn.execute(text(statement))
     finally:
         await engine.dispose()

@@ -21,12 +21,25 @@ def node_of(module: str) -> str:
     return ".".join(parts[:2])
 
 
+def module_level(tree: ast.Module) -> list[ast.stmt]:
+    """The statements run at import (a function's own imports run when it is called: a
+    deliberate late dependency, not part of the package structure)."""
+    found: list[ast.stmt] = []
+    pending: list[ast.stmt] = list(tree.body)
+    while pending:
+        node = pending.pop()
+        found.append(node)
+        if isinstance(node, ast.If | ast.Try):
+            pending.extend([*node.body, *node.orelse])
+    return found
+
+
 def import_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for path in APP.rglob("*.py"):
         module = ".".join(path.relative_to(APP.parent).with_suffix("").parts)
         source = node_of(module.removesuffix(".__init__"))
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in module_level(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.module:
                 targets = [node.module]
             elif isinstance(node, ast.Import):
