@@ -33,7 +33,7 @@ RUN python3 -m venv /opt/venv \
     && python -m pip wheel --no-deps --wheel-dir /wheels . \
     && python -m pip install "$(echo /wheels/*.whl)${BIGTHREE_EXTRAS:+[$BIGTHREE_EXTRAS]}"
 
-# ---- runtime: the venv and nothing else -------------------------------------------------
+# ---- runtime: the venv and the distribution's Chromium (for browser agents) ---------------
 FROM ${PYTHON_IMAGE} AS runtime
 
 LABEL org.opencontainers.image.title="bigthree" \
@@ -47,6 +47,19 @@ ENV PATH=/opt/venv/bin:$PATH \
     BIGTHREE_HOST=0.0.0.0 \
     BIGTHREE_PORT=8000 \
     BIGTHREE_LOG_FORMAT=json
+
+# Browser agents launch the system's Chromium through Playwright (Playwright's own browser
+# download is not used); Playwright's bundled node needs libatomic1. A base that already has
+# both (the offline container test prepares one) skips the install; the packaged versions
+# are the ones the distribution supports.
+# hadolint ignore=DL3008
+RUN if ! command -v chromium >/dev/null 2>&1 \
+        || ! python3 -c "import ctypes.util, sys; sys.exit(not ctypes.util.find_library('atomic'))"; \
+    then \
+        apt-get update \
+        && apt-get install -y --no-install-recommends chromium libatomic1 \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi
 
 RUN groupadd --system --gid 10001 bigthree \
     && useradd --system --uid 10001 --gid bigthree --no-create-home \

@@ -57,7 +57,7 @@ class DrainingServer(uvicorn.Server):
     async def _drain_then_exit(self, state: State) -> None:
         try:
             await state.manager.drain(self._grace_s)
-            await state.bus.flush(within_s=10.0)
+            await state.bus.flush(within_s=10.0)  # stored events reach subscribers first
             state.hub.close_all(GOING_AWAY)
         except Exception:
             log.exception("drain_failed")
@@ -98,4 +98,12 @@ def run_server(settings: Settings, *, host: str, port: int) -> int:
     config = uvicorn_config(app, host=host, port=port, ws_compression=settings.ws_compression)
     server = DrainingServer(config, app, settings.drain_grace_s)
     server.run()
-    return 0 if server.started else 1
+    if not server.started:
+        return 1
+    state: State | None = getattr(app.state, "bigthree", None)
+    if state is not None and state.writer.lost is not None:
+        return EXIT_WRITES_LOST  # the log line `store_writes_lost` says what
+    return 0
+
+
+EXIT_WRITES_LOST = 3

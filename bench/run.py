@@ -12,7 +12,11 @@ measures, stops them, and prints one markdown table (progress goes to stderr):
    settings (wrk if installed, else an asyncio httpx load generator);
 3. RSS of a fresh service after start and after registering 1,000 agents, and per idle
    event socket (WebSocket compression off and on) and after those sockets close;
-4. the resilience policy's per-call overhead (bench/bench_resilience.py's `measure`).
+4. the resilience policy's per-call overhead (bench/bench_resilience.py's `measure`);
+5. browser agents: time per action and memory of one page (bench/bench_browser.py),
+   skipped with a note when no Chromium is installed.
+
+`--only browser` runs section 5 alone.
 
 Every loop is bounded in count and in time; nothing asserts on time.
 """
@@ -592,6 +596,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--agents", type=int, default=1000, help="agents registered for memory")
     p.add_argument("--resilience-calls", type=int, default=20_000)
     p.add_argument("--idle-sockets", type=int, default=1000, help="idle event sockets opened")
+    p.add_argument(
+        "--hot-seconds",
+        type=int,
+        default=8,
+        help="measuring window of each hot-path throughput row",
+    )
+    p.add_argument(
+        "--only",
+        choices=["all", "hot", "tasks", "http", "browser"],
+        default="all",
+        help="hot: only the hot-path rows (bench/hotpath.py); tasks / http: only its task "
+        "rows / its HTTP and WebSocket rows; browser: only section 5 (bench/bench_browser.py)",
+    )
+    p.add_argument("--browser-samples", type=int, default=50, help="actions timed per kind")
     args = p.parse_args(argv)
     for name in (
         "samples_c1",
@@ -601,14 +619,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "health_connections",
         "agents",
         "resilience_calls",
+        "browser_samples",
+        "idle_sockets",
     ):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
     return args
 
 
+def browser_rows(samples: int) -> list[Row]:
+    from app.tools.browser.executable import BrowserUnavailable, choose
+    from bench import bench_browser
+
+    try:
+        choose(None, None)
+    except BrowserUnavailable as exc:
+        return [Row("browser: skipped", details=exc.message)]
+    return [Row(**row) for row in asyncio.run(bench_browser.measure(samples))]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.only == "browser":
+        began = time.monotonic()
+        header = machine()
+        log("browser: time per action, memory of one page")
+        rows = browser_rows(args.browser_samples)
+        header.append(f"- total bench time: {time.monotonic() - began:.0f} s; section 5 only")
+        print(render(rows, header))
+        return 0
     began = time.monotonic()
     rows: list[Row] = []
     latency_s = args.latency_ms / 1000.0
@@ -622,6 +661,17 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="bigthree-bench-") as tmp_name:
         tmp = Path(tmp_name)
+        from bench.hotpath import hot_rows
+
+        rows += hot_rows(
+            tmp,
+            use_wrk,
+            args.hot_seconds,
+            task_rows=args.only != "http",
+            http_rows=args.only != "tasks",
+        )
+        if args.only in ("hot", "tasks", "http"):
+            return _finish(rows, header, began, load_at_start, "")
         with started(start_fake_upstream(tmp)) as fake_proc:
             fake = FakeUpstreamClient(fake_proc.url)
             fake.script(MODEL, [{"latency_s": latency_s, "repeat": -1}])
@@ -755,6 +805,16 @@ def main(argv: list[str] | None = None) -> int:
         log(f"bench_resilience helpers unusable ({exc!r}); running it as a subprocess")
         verbatim = resilience_subprocess(args.resilience_calls)
 
+    # 5. browser agents
+    log("browser: time per action, memory of one page")
+    rows += browser_rows(args.browser_samples)
+
+    return _finish(rows, header, began, load_at_start, verbatim)
+
+
+def _finish(
+    rows: list[Row], header: list[str], began: float, load_at_start: float, verbatim: str
+) -> int:
     header.append(
         f"- total bench time: {time.monotonic() - began:.0f} s; load average "
         f"{load_at_start:.2f} at start, {os.getloadavg()[0]:.2f} at end "

@@ -9,8 +9,10 @@
 # stops (own data root, exec root, pidfile and unix socket in a temp dir; --bridge=none,
 # --iptables=false), so it never touches another Docker on the machine:
 #   1. base     a minimal Debian bookworm with python3 + venv (debootstrap from the mirror in
-#               the host's apt sources), `docker import`ed; the rootfs tarball is cached per
-#               day under $BIGTHREE_SMOKE_CACHE (default ~/.cache/bigthree-smoke; empty: off)
+#               the host's apt sources) and chromium (apt in a chroot of it: the Dockerfile
+#               installs chromium only where the base lacks it, which an offline build
+#               cannot), `docker import`ed; the rootfs tarball is cached per day under
+#               $BIGTHREE_SMOKE_CACHE (default ~/.cache/bigthree-smoke; empty: off)
 #   2. wheels   the project's dependencies, the claude-code extra's included (+ setuptools,
 #               wheel for the build backend) as wheels built on the host with the host's pip
 #               configuration; a thin layer on
@@ -21,7 +23,8 @@
 #   4. run      with --network none (the health check is in-container loopback) and
 #               BIGTHREE_API_KEYS; the image's defaults (0.0.0.0:8000, /data) are kept.
 #               Without keys it must refuse to start (exit 2). Poll the health status until
-#               healthy (deadline), then /ready with the key from inside the container.
+#               healthy (deadline), then /ready with the key from inside the container, and
+#               a headless Chromium launched by Playwright as the service user (screenshot).
 #   5. stop     `docker stop -t 30`: exit code 0 before the grace runs out (drains on SIGTERM)
 #   6. extra    the same Dockerfile with --build-arg BIGTHREE_EXTRAS=claude-code: builds, and
 #               `bigthree check-config` in it finds the Claude Code CLI usable (it is not in the
@@ -187,18 +190,29 @@ until "$DOCKER" version >/dev/null 2>&1; do
 done
 stage_done
 
-# ---- 1. base image: Debian bookworm + python3 + venv ---------------------------------------
+# ---- 1. base image: Debian bookworm + python3 + venv + chromium ----------------------------
 stage base
 tarball=
 if [ -n "$CACHE_DIR" ]; then
   mkdir -p "$CACHE_DIR"
-  tarball=$CACHE_DIR/debian-$SUITE-python3-$(date -u +%Y%m%d).tar
+  tarball=$CACHE_DIR/debian-$SUITE-python3-chromium-libatomic1-$(date -u +%Y%m%d).tar
 fi
 if [ -z "$tarball" ] || [ ! -s "$tarball" ]; then
   mirror=${BIGTHREE_DEBIAN_MIRROR:-$(apt_mirror)}
   rootfs=$WORK/rootfs
   logged debootstrap debootstrap --variant=minbase --include=python3,python3-venv \
     --keyring="$KEYRING" "$SUITE" "$rootfs" "$mirror"
+  # chromium (and libatomic1, for Playwright's node) by apt inside the new root: debootstrap
+  # cannot configure chromium's dependency tree
+  cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
+  printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d" # start no daemon
+  chmod +x "$rootfs/usr/sbin/policy-rc.d"
+  mount -t proc proc "$rootfs/proc"
+  logged chromium chroot "$rootfs" sh -c 'apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      chromium libatomic1'
+  umount "$rootfs/proc"
+  rm -f "$rootfs/usr/sbin/policy-rc.d" "$rootfs/etc/resolv.conf"
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
   out=${tarball:-$WORK/rootfs.tar}
   tar --numeric-owner -C "$rootfs" -cf "$out.part" .
@@ -297,6 +311,19 @@ request = urllib.request.Request("http://127.0.0.1:8000/ready",
                                  headers={"Authorization": "Bearer " + os.environ["KEY"]})
 print(urllib.request.urlopen(request, timeout=5).read().decode())')
 case "$ready" in *'"status":"ready"'*) ;; *) die "/ready answered: $ready" ;; esac
+# browser agents: the image's Chromium starts headless under Playwright as the service user
+shot=$("$DOCKER" exec "$CONTAINER" python -c '
+import asyncio
+from playwright.async_api import async_playwright
+async def main():
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium")
+        page = await browser.new_page(viewport={"width": 320, "height": 240})
+        await page.set_content("<h1>smoke</h1>")
+        print(len(await page.screenshot(type="png")))
+        await browser.close()
+asyncio.run(main())' 2>&1) || die "Chromium did not start in the image: $shot"
+log "chromium: a ${shot}-byte screenshot"
 
 # ---- 5. stop: drains on SIGTERM, exits 0 within the grace ----------------------------------
 stage stop

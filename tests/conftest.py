@@ -11,6 +11,7 @@ import pytest
 
 from app.fake_upstream.client import FakeUpstreamClient
 from tests.support.procs import Proc, start_fake_upstream, start_service
+from tests.support.servers import postgres_database, stop_private_servers
 
 
 def unique(prefix: str) -> str:
@@ -84,3 +85,27 @@ def client(service: Proc) -> Iterator[httpx.Client]:
 @pytest.fixture
 def tmp(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_servers() -> Iterator[None]:
+    """Stop the private PostgreSQL / Redis instances tests started, if any, at the end."""
+    yield
+    stop_private_servers()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of the test's own on each engine the store supports."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+        return
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """An empty PostgreSQL database of the test's own."""
+    with postgres_database() as url:
+        yield url

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
+from app.agents.deps import ManagerDep, SettledManagerDep
 from app.agents.schemas import (
     AGENT_NAME_PATTERN,
     Agent,
@@ -17,8 +18,8 @@ from app.agents.schemas import (
     TaskList,
     TaskState,
 )
+from app.core.deps import AuthDep
 from app.core.openapi import problems
-from app.state import AuthDep, ManagerDep
 
 router = APIRouter(prefix="/v1", dependencies=[AuthDep], tags=["agents"], responses=problems(401))
 
@@ -46,12 +47,12 @@ async def create_agent(spec: AgentCreate, manager: ManagerDep) -> Agent:
 
 
 @router.get("/agents", response_model=AgentList)
-async def list_agents(manager: ManagerDep) -> AgentList:
+async def list_agents(manager: SettledManagerDep) -> AgentList:
     return AgentList(agents=manager.list_agents())
 
 
 @router.get("/agents/{name}", response_model=Agent, responses=problems(404, 422))
-async def get_agent(name: AgentName, manager: ManagerDep) -> Agent:
+async def get_agent(name: AgentName, manager: SettledManagerDep) -> Agent:
     return manager.get_agent(name)
 
 
@@ -61,6 +62,15 @@ async def get_agent(name: AgentName, manager: ManagerDep) -> Agent:
 async def delete_agent(name: AgentName, manager: ManagerDep) -> Response:
     await manager.delete_agent(name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _json(model: Task, status_code: int = 200) -> Response:
+    """The model's JSON from pydantic's serializer, without FastAPI's second validation
+    pass (the hot routes: a task is submitted and read many times)."""
+    return Response(model.model_dump_json(), status_code=status_code, media_type=JSON)
+
+
+JSON = "application/json"
 
 
 @router.post(
@@ -73,12 +83,11 @@ async def delete_agent(name: AgentName, manager: ManagerDep) -> Response:
     },
 )
 async def submit_task(
-    name: AgentName, spec: TaskCreate, manager: ManagerDep, response: Response, wait: Wait = 0
-) -> Task:
+    name: AgentName, spec: TaskCreate, manager: ManagerDep, wait: Wait = 0
+) -> Response:
     task = await manager.submit(name, spec, wait_s=wait)
-    if wait > 0 and task.state.finished:
-        response.status_code = status.HTTP_200_OK
-    return task
+    finished = wait > 0 and task.state.finished
+    return _json(task, status.HTTP_200_OK if finished else status.HTTP_202_ACCEPTED)
 
 
 @router.get("/agents/{name}/tasks", response_model=TaskList, responses=problems(404, 422))
@@ -107,13 +116,11 @@ async def recent_tasks(
         **problems(404, 422),
     },
 )
-async def get_task(
-    task_id: TaskId, manager: ManagerDep, response: Response, wait: Wait = 0
-) -> Task:
+async def get_task(task_id: TaskId, manager: ManagerDep, wait: Wait = 0) -> Response:
+    """A live or recently finished task is read from memory, never from the database."""
     task = await manager.get_task(task_id, wait_s=wait)
-    if wait > 0 and not task.state.finished:
-        response.status_code = status.HTTP_202_ACCEPTED
-    return task
+    unfinished = wait > 0 and not task.state.finished
+    return _json(task, status.HTTP_202_ACCEPTED if unfinished else status.HTTP_200_OK)
 
 
 @router.get("/costs", response_model=CostReport)

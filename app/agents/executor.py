@@ -1,10 +1,13 @@
 """TaskExecutor: runs queued tasks — one at a time per agent, a global limit across agents.
 
 Each task runs as its own asyncio task inside a deadline (a `Deadline` that provider calls
-read, plus an `asyncio.timeout` backstop just after it). Its outcome and its agent's totals
-are written to the store in one transaction, then emitted as a `task.<state>` event, so a
-client that sees the event can read the matching state back. The AgentManager decides
-*what* runs; this module only runs it.
+read, plus an `asyncio.timeout` backstop just after it). Every transition goes to the store
+writer as one unit with its event — `running` before the agent loop starts, the outcome and
+the agent's totals at the end — and is awaited: the in-memory task (TaskBook) changes in the
+unit's `on_commit`, before the event is published, so a client that sees the event reads
+the matching state back. A transition is kept until the store takes it (a full disk holds
+the task's outcome until space is freed; its terminal event follows then). The AgentManager
+decides *what* runs; this module only runs it.
 """
 
 from __future__ import annotations
@@ -21,16 +24,18 @@ import structlog
 from app.agents.kinds.base import AgentKindRunner, RunContext, TaskFailed
 from app.agents.llm import CallContext, LLMClient
 from app.agents.repository import TaskRepository
-from app.agents.runtime import CANCELLED_MESSAGE, INTERRUPTED_MESSAGE, AgentRuntime
+from app.agents.runtime import CANCELLED_MESSAGE, INTERRUPTED_MESSAGE, AgentRuntime, TaskBook
 from app.agents.schemas import AgentState, Task, TaskError, TaskState, UsageOut
 from app.agents.waiting import TaskWaiters
 from app.core.config import Settings
+from app.core.errors import StorageUnavailable
 from app.core.metrics import Metrics
 from app.events.service import EventBus
 from app.providers.errors import ProviderError
 from app.resilience.errors import DeadlineExceeded, ResilienceError
 from app.resilience.timeouts import Deadline, deadline_scope
-from app.store.transient import retry_store_write
+from app.store.rows import AgentSessionSaved, NewEvent, TaskFinished, TaskStarted
+from app.store.writer import StoreWriter
 
 # The `Deadline` is what ends a task on time: provider calls bound each attempt by it, so a
 # call it cuts off ends as DeadlineExceeded and is recorded on its breaker as a timeout. The
@@ -48,21 +53,25 @@ class TaskExecutor:
         *,
         settings: Settings,
         tasks: TaskRepository,
+        book: TaskBook,
+        writer: StoreWriter,
         bus: EventBus,
         llm: LLMClient,
         metrics: Metrics,
         runners: Mapping[str, AgentKindRunner],
         draining: Callable[[], bool],
-        save_session: Callable[[str, str | None], Awaitable[None]] | None = None,
+        replica_id: str | None = None,
     ) -> None:
         self._settings = settings
         self._tasks = tasks
+        self._book = book
+        self._writer = writer
         self._bus = bus
         self._llm = llm
         self._metrics = metrics
         self._runners = runners
         self._draining = draining
-        self._save_session = save_session
+        self._replica_id = replica_id  # named in `task.running` when replicas share the work
         self._slots = asyncio.Semaphore(settings.max_concurrent_tasks)
         self.waiters = TaskWaiters(settings.max_waiters)
 
@@ -88,21 +97,51 @@ class TaskExecutor:
         """The task once it has finished, or as it is after `timeout_s` seconds."""
         return await self.waiters.wait(task_id, timeout_s, read)
 
-    async def finish_unstarted(self, task: Task, kind: str, state: TaskState, reason: str) -> None:
-        """Record a task that never ran (cancelled while queued, its agent deleted, ...)."""
+    async def finish_unstarted(
+        self,
+        task: Task,
+        kind: str,
+        state: TaskState,
+        reason: str,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record a task that never ran (cancelled while queued, its agent deleted, found
+        running after a crash, ...)."""
         error = TaskError(type=state.value, message=reason)
-        await self._store_write(
-            "task_unstarted",
-            lambda: self._tasks.update(
-                task.id, state=state, error=error.model_dump(), finished_at=time.time()
-            ),
-        )
-        self._metrics.tasks_finished.labels(kind, state.value).inc()
-        self._signal_finished(task.id)
-        self.emit_task(f"task.{state.value}", task, {"error": error.model_dump()})
+        now = time.time()
+        done = task.model_copy(update={"state": state, "error": error, "finished_at": now})
+
+        def stored(_seqs: list[int]) -> None:
+            self._book.put_finished(done)
+            self._metrics.tasks_finished.labels(kind, state.value).inc()
+            self._signal_finished(task.id)
+
+        try:
+            await self._writer.write_durable(
+                TaskFinished(task.id, state.value, now, error=error.model_dump()),
+                self.task_event(
+                    f"task.{state.value}", task, {"error": error.model_dump(), **(extra or {})}
+                ),
+                operation="task_unstarted",
+                on_commit=stored,
+            )
+        except StorageUnavailable:
+            log.error("task_not_recorded", agent=task.agent, task_id=task.id, state=state.value)
+            self._signal_finished(task.id)
+
+    def task_event(self, type_: str, task: Task, payload: dict[str, Any]) -> NewEvent:
+        return self._bus.new_event(type_, agent=task.agent, task_id=task.id, payload=payload)
 
     def emit_task(self, type_: str, task: Task, payload: dict[str, Any]) -> None:
         self._bus.emit(type_, agent=task.agent, task_id=task.id, payload=payload)
+
+    async def run_claimed(self, rt: AgentRuntime, task: Task) -> None:
+        """Run a task this replica claimed from the shared store (scale-out), to its
+        recorded end; the caller holds the concurrency slot."""
+        try:
+            await self._run(rt, task)
+        except Exception:
+            self._not_recorded(rt, task)
 
     # --- running ------------------------------------------------------------------------
 
@@ -139,15 +178,11 @@ class TaskExecutor:
             reason = CANCELLED_MESSAGE if cancelled else INTERRUPTED_MESSAGE
             await self.finish_unstarted(task, rt.agent.kind, state, reason)
 
-    async def _store_write(self, operation: str, write: Callable[[], Awaitable[None]]) -> None:
-        """A task write, retried through a transient store error (counted per operation)."""
-        retried = self._metrics.store_write_retries.labels(operation)
-        await retry_store_write(write, what=operation, on_retry=retried.inc)
-
     def _not_recorded(self, rt: AgentRuntime, task: Task) -> None:
-        """The store refused a task's state even after retries: say so, release whoever
-        waits on the task, and keep this agent's worker going. The stored row still reads
-        queued or running; the next start re-queues or interrupts it (AgentManager.start)."""
+        """A task's state could not be stored (shutdown gave up on a store that stayed
+        unavailable, or a bug): say so, release whoever waits on the task, and keep this
+        agent's worker going. The stored row still reads queued or running; the next start
+        re-queues or interrupts it (AgentManager.start)."""
         log.exception("task_not_recorded", agent=task.agent, task_id=task.id)
         if rt.agent.state == AgentState.BUSY:
             rt.agent = rt.agent.model_copy(update={"state": AgentState.IDLE})
@@ -159,15 +194,34 @@ class TaskExecutor:
         self._metrics.task_queue_wait.labels(agent.kind).observe(
             max(0.0, started - task.created_at)
         )
-        await self._store_write(
-            "task_running",
-            lambda: self._tasks.update(task.id, state=TaskState.RUNNING, started_at=started),
+
+        def stored(_seqs: list[int]) -> None:
+            self._book.put_live(
+                task.model_copy(
+                    update={
+                        "state": TaskState.RUNNING,
+                        "started_at": started,
+                        "queue_wait_s": max(0.0, started - task.created_at),
+                    }
+                )
+            )
+            # busy is shown from memory only: after a restart nothing is running, so the
+            # store never needs to hold it (one write fewer per task)
+            rt.agent = rt.agent.model_copy(update={"state": AgentState.BUSY})
+
+        # durable but not awaited: the provider call need not wait a commit round trip for
+        # it. Nothing is acknowledged or published before the commit (`task.running` is
+        # published, and the live snapshot reads running, from `stored`), and the writer
+        # commits in order, so this transition always lands before the task's outcome.
+        self._writer.write_later(
+            TaskStarted(task.id, started),
+            self.task_event(
+                "task.running", task, {"replica": self._replica_id} if self._replica_id else {}
+            ),
+            operation="task_running",
+            on_commit=stored,
         )
         self._metrics.tasks_running.inc()
-        # busy is shown from memory only: after a restart nothing is running, so the store
-        # never needs to hold it (one write fewer per task)
-        rt.agent = rt.agent.model_copy(update={"state": AgentState.BUSY})
-        self.emit_task("task.running", task, {})
         call = CallContext(agent=agent.name, task_id=task.id)
         deadline = Deadline.after(task.timeout_s)
         result: str | None = None
@@ -197,6 +251,9 @@ class TaskExecutor:
                 state, error = self._classify_failure(exc, deadline, task.timeout_s)
             finally:
                 self._metrics.tasks_running.dec()
+            # the outcome is decided: from here on a cancel (or a drain) must not record
+            # a second one while this one waits for the store
+            rt.running = None
             await self._record_finish(
                 rt, task, state, result, error, call, started, files_changed=ctx.files_changed
             )
@@ -241,52 +298,10 @@ class TaskExecutor:
     ) -> None:
         now = time.time()
         usage = call.usage
-        a = rt.agent
-        agent_state = a.state
-        if a.state != AgentState.DELETED:
+        agent_state = rt.agent.state
+        if agent_state != AgentState.DELETED:
             failed = state in {TaskState.FAILED, TaskState.TIMED_OUT}
             agent_state = AgentState.FAILED if failed else AgentState.IDLE
-        # the task's outcome and the agent's totals change together, in one transaction
-        values: dict[str, Any] = {
-            "state": state,
-            "result": result,
-            "error": error.model_dump() if error else None,
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "cached_input_tokens": usage.cached_input_tokens,
-            "cost_usd": call.cost_usd,
-            "attempts": call.attempts,
-            "finished_at": now,
-            "files_changed": files_changed,
-        }
-        await self._store_write(
-            "task_finished",
-            lambda: self._tasks.finish(
-                task.id,
-                values,
-                agent_id=a.id,
-                agent_state=agent_state,
-                usage=usage,
-                cost_usd=call.cost_usd,
-            ),
-        )
-        a = rt.agent  # re-read: a submit may have replaced it while we awaited the store
-        rt.agent = a.model_copy(
-            update={
-                "state": agent_state if a.state != AgentState.DELETED else a.state,
-                "updated_at": now,
-                "usage": UsageOut(
-                    input_tokens=a.usage.input_tokens + usage.input_tokens,
-                    output_tokens=a.usage.output_tokens + usage.output_tokens,
-                    total_tokens=a.usage.total_tokens + usage.total_tokens,
-                ),
-                "cost_usd": a.cost_usd + call.cost_usd,
-            }
-        )
-        if state == TaskState.SUCCEEDED and rt.history is not None:
-            rt.history.append(task.model_copy(update={"state": state, "result": result}))
-        self._metrics.tasks_finished.labels(a.kind, state.value).inc()
-        self._metrics.task_duration.labels(a.kind, state.value).observe(now - started)
         payload: dict[str, Any] = {
             "usage": usage.as_dict(),
             "cost_usd": call.cost_usd,
@@ -299,8 +314,70 @@ class TaskExecutor:
             payload["error"] = error.model_dump()
         if files_changed:
             payload["files_changed"] = files_changed
-        self._signal_finished(task.id)
-        self.emit_task(f"task.{state.value}", task, payload)
+        usage_out = UsageOut(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_input_tokens=usage.cached_input_tokens,
+            total_tokens=usage.total_tokens,
+        )
+        done = task.model_copy(
+            update={
+                "state": state,
+                "result": result,
+                "error": error,
+                "usage": usage_out,
+                "cost_usd": call.cost_usd,
+                "attempts": call.attempts,
+                "started_at": started,
+                "finished_at": now,
+                "queue_wait_s": max(0.0, started - task.created_at),
+                "run_s": max(0.0, now - started),
+                "files_changed": files_changed,
+            }
+        )
+
+        def stored(_seqs: list[int]) -> None:
+            self._book.put_finished(done)
+            a = rt.agent  # as it is now: a submit may have replaced it meanwhile
+            rt.agent = a.model_copy(
+                update={
+                    "state": agent_state if a.state != AgentState.DELETED else a.state,
+                    "updated_at": now,
+                    "usage": UsageOut(
+                        input_tokens=a.usage.input_tokens + usage.input_tokens,
+                        output_tokens=a.usage.output_tokens + usage.output_tokens,
+                        total_tokens=a.usage.total_tokens + usage.total_tokens,
+                    ),
+                    "cost_usd": a.cost_usd + call.cost_usd,
+                }
+            )
+            if state == TaskState.SUCCEEDED and rt.history is not None:
+                rt.history.append(done)
+            self._metrics.tasks_finished.labels(a.kind, state.value).inc()
+            self._metrics.task_duration.labels(a.kind, state.value).observe(now - started)
+            self._signal_finished(task.id)
+
+        # the outcome, the agent's totals and the terminal event: one unit, one transaction
+        await self._writer.write_durable(
+            TaskFinished(
+                task.id,
+                state.value,
+                now,
+                result=result,
+                error=error.model_dump() if error else None,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cached_input_tokens=usage.cached_input_tokens,
+                cost_usd=call.cost_usd,
+                attempts=call.attempts,
+                files_changed=files_changed,
+                agent_id=rt.agent.id,
+                agent_state=agent_state.value,
+            ),
+            self.task_event(f"task.{state.value}", task, payload),
+            operation="task_finished",
+            on_commit=stored,
+        )
         log.info(
             "task_finished",
             state=state.value,
@@ -313,9 +390,9 @@ class TaskExecutor:
         """Keep the agent's new upstream session id, in memory and in the store."""
         if session_id == rt.agent.session_id:
             return
-        save, agent_id = self._save_session, rt.agent.id
-        if save is not None:
-            await self._store_write("agent_session", lambda: save(agent_id, session_id))
+        await self._writer.write_durable(
+            AgentSessionSaved(rt.agent.id, session_id), operation="agent_session"
+        )
         rt.agent = rt.agent.model_copy(update={"session_id": session_id})
 
     async def _history(self, rt: AgentRuntime) -> list[Task]:

@@ -14,10 +14,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
+from app.agents.deps import ManagerDep
 from app.agents.endpoints import AgentName
+from app.core.deps import AuthDep
 from app.core.errors import AppError, BadRequest, NotFound, PayloadTooLarge
 from app.core.openapi import problems
-from app.state import AuthDep, ManagerDep
 from app.tools.errors import FileMissing, FileTooLarge, WorkspaceError
 from app.tools.workspace import MAX_PATH_CHARS
 

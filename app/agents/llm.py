@@ -15,7 +15,7 @@ from typing import Any
 
 from app.agents.schemas import ModelRef
 from app.agents.telemetry import CallContext, ResilienceTelemetry, call_scope, emit_call_event
-from app.agents.usage import UsageLedger
+from app.agents.usage import UsageAccounting
 from app.core.metrics import Metrics
 from app.events.service import EventBus
 from app.providers import errors as pe
@@ -28,7 +28,6 @@ from app.providers.base import (
     Usage,
 )
 from app.providers.gateway import ProviderGateway
-from app.providers.pricing import PriceTable
 from app.resilience.fallback import call_with_fallbacks, default_should_fall_back
 
 __all__ = ["CallContext", "LLMClient"]
@@ -50,14 +49,12 @@ class LLMClient:
         *,
         bus: EventBus,
         metrics: Metrics,
-        prices: PriceTable,
-        usage: UsageLedger,
+        usage: UsageAccounting,
         telemetry: ResilienceTelemetry,
     ) -> None:
         self.gateway = gateway
         self._bus = bus
         self._metrics = metrics
-        self._prices = prices
         self._usage = usage
         self._telemetry = telemetry
 
@@ -195,9 +192,8 @@ class LLMClient:
     ) -> None:
         usage = completion.usage
         cost = self.account(name, model, usage, ctx)
-        m = self._metrics
-        m.llm_requests.labels(name, model_label, "success").inc()
-        m.llm_duration.labels(name, model_label).observe(elapsed)
+        self._metrics.llm_requests.labels(name, model_label, "success").inc()
+        self._metrics.llm_duration.labels(name, model_label).observe(elapsed)
         self._emit(
             "llm.response",
             ctx,
@@ -226,14 +222,10 @@ class LLMClient:
         """Add usage to the call's task, the metrics and the per-model totals; return its
         cost (`cost_usd` when the caller knows it — a Claude Code run reports its own — else
         priced from the price table). Also used for calls made outside this client."""
-        cost = self._prices.cost(provider, model, usage) if cost_usd is None else cost_usd
+        cost = self._usage.cost(provider, model, usage) if cost_usd is None else cost_usd
         ctx.usage = ctx.usage + usage
         ctx.cost_usd += cost
-        label = self._metrics.model_label(model)
-        self._metrics.llm_tokens.labels(provider, label, "input").inc(usage.input_tokens)
-        self._metrics.llm_tokens.labels(provider, label, "output").inc(usage.output_tokens)
-        self._metrics.llm_cost.labels(provider, label).inc(cost)
-        self._usage.record(provider, model, usage, cost)
+        self._usage.record(provider, model, usage, cost)  # metrics and all-time totals
         return cost
 
     def emit(self, type_: str, ctx: CallContext, payload: dict[str, object]) -> None:

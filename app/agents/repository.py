@@ -1,21 +1,23 @@
-"""Persistence of agents and tasks. Only the AgentManager calls this."""
+"""Reads of agents, tasks and usage totals. Only the AgentManager (and usage accounting)
+calls this; every write goes through the store writer (app/store/writer.py) as typed rows."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.agents.schemas import Agent, AgentState, ClaudeCodeOptions, Task, TaskState, UsageOut
-from app.core.errors import Conflict
-from app.providers.base import Usage
-from app.store.engine import write_transaction
+from app.agents.schemas import (
+    Agent,
+    AgentState,
+    BrowserOptions,
+    ClaudeCodeOptions,
+    Task,
+    TaskState,
+    UsageOut,
+)
 from app.store.schema import agents, tasks, usage_totals
 
 
@@ -30,6 +32,18 @@ def claude_code_options(row: Any) -> ClaudeCodeOptions | None:
     if row["kind"] != "claude_code":
         return None
     return ClaudeCodeOptions.model_validate(row.get("options") or {})
+
+
+def browser_fields(row: Any) -> dict[str, Any]:
+    """A browser agent's options (the `options` column) as its own fields; {} for others."""
+    if row["kind"] != "browser":
+        return {}
+    browser = BrowserOptions.model_validate(row.get("options") or {})
+    return {
+        "allowed_origins": browser.allowed_origins,
+        "start_url": browser.start_url,
+        "screen": browser.screen,
+    }
 
 
 def agent_from_row(row: Any) -> Agent:
@@ -49,6 +63,7 @@ def agent_from_row(row: Any) -> Agent:
         permission_mode=cc.permission_mode if cc else None,
         max_turns=cc.max_turns if cc else None,
         session_id=row.get("session_id") if cc else None,
+        **browser_fields(row),
         state=AgentState(row["state"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
@@ -86,37 +101,15 @@ class AgentRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def insert(self, values: dict[str, Any]) -> Agent:
-        try:
-            async with write_transaction(self._engine) as conn:
-                await conn.execute(insert(agents).values(**values))
-        except IntegrityError as exc:
-            raise Conflict(f"an agent named {values['name']!r} already exists") from exc
-        return agent_from_row(values)
-
     async def live(self) -> list[Agent]:
         query = select(agents).where(agents.c.state != AgentState.DELETED).order_by(agents.c.name)
         async with self._engine.connect() as conn:
             return [agent_from_row(r) for r in (await conn.execute(query)).mappings()]
 
-    async def update(self, agent_id: str, **values: Any) -> None:
-        async with write_transaction(self._engine) as conn:
-            await conn.execute(update(agents).where(agents.c.id == agent_id).values(**values))
-
 
 class TaskRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-
-    async def insert(self, values: dict[str, Any]) -> Task:
-        async with write_transaction(self._engine) as conn:
-            await conn.execute(insert(tasks).values(**values))
-            await conn.execute(
-                update(agents)
-                .where(agents.c.id == values["agent_id"])
-                .values(tasks_total=agents.c.tasks_total + 1)
-            )
-        return task_from_row(values)
 
     async def get(self, task_id: str) -> Task | None:
         async with self._engine.connect() as conn:
@@ -157,100 +150,12 @@ class TaskRepository:
         async with self._engine.connect() as conn:
             return int((await conn.execute(select(func.max(tasks.c.order_key)))).scalar() or 0)
 
-    async def update(self, task_id: str, **values: Any) -> None:
-        async with write_transaction(self._engine) as conn:
-            await conn.execute(update(tasks).where(tasks.c.id == task_id).values(**values))
-
-    async def finish(
-        self,
-        task_id: str,
-        values: dict[str, Any],
-        *,
-        agent_id: str,
-        agent_state: str,
-        usage: Usage,
-        cost_usd: float,
-    ) -> None:
-        """Record a task's outcome and add its usage to its agent, atomically."""
-        now = values["finished_at"]
-        async with write_transaction(self._engine) as conn:
-            await conn.execute(update(tasks).where(tasks.c.id == task_id).values(**values))
-            await conn.execute(
-                update(agents)
-                .where(agents.c.id == agent_id)
-                .values(
-                    state=agent_state,
-                    input_tokens=agents.c.input_tokens + usage.input_tokens,
-                    output_tokens=agents.c.output_tokens + usage.output_tokens,
-                    cost_usd=agents.c.cost_usd + cost_usd,
-                    updated_at=now,
-                )
-            )
-
-
-@dataclass(slots=True)
-class UsageDelta:
-    calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_input_tokens: int = 0
-    cost_usd: float = 0.0
-
-    def add(self, usage: Usage, cost_usd: float) -> None:
-        self.calls += 1
-        self.input_tokens += usage.input_tokens
-        self.output_tokens += usage.output_tokens
-        self.cached_input_tokens += usage.cached_input_tokens
-        self.cost_usd += cost_usd
-
-    def merge(self, other: UsageDelta) -> None:
-        self.calls += other.calls
-        self.input_tokens += other.input_tokens
-        self.output_tokens += other.output_tokens
-        self.cached_input_tokens += other.cached_input_tokens
-        self.cost_usd += other.cost_usd
-
 
 class UsageRepository:
     """Cumulative usage and cost per provider/model, across restarts."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-
-    async def add(self, provider: str, model: str, usage: Usage, cost_usd: float) -> None:
-        """Add one call's usage to the running totals at once."""
-        delta = UsageDelta()
-        delta.add(usage, cost_usd)
-        await self.add_many({(provider, model): delta})
-
-    async def add_many(self, deltas: Mapping[tuple[str, str], UsageDelta]) -> None:
-        """Add each (provider, model) delta to its running totals, in one transaction."""
-        if not deltas:
-            return
-        t = usage_totals
-        upsert = pg_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
-        async with write_transaction(self._engine) as conn:
-            for (provider, model), d in deltas.items():
-                statement = upsert(t).values(
-                    provider=provider,
-                    model=model,
-                    calls=d.calls,
-                    input_tokens=d.input_tokens,
-                    output_tokens=d.output_tokens,
-                    cached_input_tokens=d.cached_input_tokens,
-                    cost_usd=d.cost_usd,
-                )
-                statement = statement.on_conflict_do_update(
-                    index_elements=[t.c.provider, t.c.model],
-                    set_={
-                        "calls": t.c.calls + d.calls,
-                        "input_tokens": t.c.input_tokens + d.input_tokens,
-                        "output_tokens": t.c.output_tokens + d.output_tokens,
-                        "cached_input_tokens": t.c.cached_input_tokens + d.cached_input_tokens,
-                        "cost_usd": t.c.cost_usd + d.cost_usd,
-                    },
-                )
-                await conn.execute(statement)
 
     async def totals(self) -> list[dict[str, Any]]:
         query = select(usage_totals).order_by(usage_totals.c.provider, usage_totals.c.model)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from app.agents.schemas import Agent, Task, TaskState
@@ -26,6 +26,7 @@ class AgentRuntime:
     running: Task | None = None
     cancel_as: dict[str, TaskState] = field(default_factory=dict)
     history: deque[Task] | None = None  # recent succeeded tasks; None until first needed
+    deleting: bool = False  # a delete is being stored: refuse new tasks
 
     def cancel_running(self, as_state: TaskState) -> asyncio.Task[None] | None:
         """Cancel the running task, to be recorded as `as_state`; return its job if any."""
@@ -41,3 +42,28 @@ TASK_ID = re.compile(r"[0-9a-f]{1,32}")  # new_id() makes 32; other shapes name 
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+class TaskBook:
+    """Tasks as stored, kept in memory: every queued and running task, and the most recently
+    finished ones, so reading a live task never touches the database. Entries change only
+    in the store writer's `on_commit` callbacks, i.e. right after the change is stored and
+    before its event is published; a finished task never changes again, so keeping it is
+    safe with any number of replicas."""
+
+    def __init__(self, finished_max: int = 1_000) -> None:
+        self._live: dict[str, Task] = {}
+        self._finished: OrderedDict[str, Task] = OrderedDict()
+        self._finished_max = finished_max
+
+    def get(self, task_id: str) -> Task | None:
+        return self._live.get(task_id) or self._finished.get(task_id)
+
+    def put_live(self, task: Task) -> None:
+        self._live[task.id] = task
+
+    def put_finished(self, task: Task) -> None:
+        self._live.pop(task.id, None)
+        self._finished[task.id] = task
+        if len(self._finished) > self._finished_max:
+            self._finished.popitem(last=False)

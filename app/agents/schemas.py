@@ -22,6 +22,7 @@ from pydantic_core import PydanticCustomError
 from app.core.config import MODEL_PATTERN, ProviderName
 from app.core.jsonsafe import JsonInt, ValidText, number_only
 from app.core.redaction import redact, redact_value
+from app.tools.browser.guard import OriginError, parse_origin
 
 AGENT_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$"
 AGENT_NAME_RULE = (
@@ -31,11 +32,13 @@ AGENT_NAME_RULE = (
 
 TOOL_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,127}$"
 
-AgentKind = Literal["chat", "coder", "orchestrator", "claude_code"]
+AgentKind = Literal["chat", "coder", "orchestrator", "claude_code", "browser"]
 WORKSPACE_KINDS = frozenset({"coder", "claude_code"})  # kinds that work in a workspace
 # how Claude Code treats tool permissions; the service's own permission layer applies in all
 PermissionMode = Literal["default", "acceptEdits", "plan", "bypassPermissions"]
 ToolName = Annotated[str, Field(pattern=TOOL_NAME_PATTERN)]
+BROWSER_FIELDS = ("allowed_origins", "start_url", "screen")
+MAX_ALLOWED_ORIGINS = 100
 
 
 class AgentState(StrEnum):
@@ -117,6 +120,40 @@ _KIND_RULES: list[JsonValue] = [
 ]
 
 
+class Screen(BaseModel):
+    """A browser agent's viewport, in CSS pixels (screenshots are exactly this size)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    width: int = Field(1440, ge=320, le=3840)
+    height: int = Field(900, ge=240, le=2160)
+
+
+def _origins(value: list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    try:
+        return sorted({str(parse_origin(origin)) for origin in value})
+    except OriginError as exc:
+        raise ValueError(str(exc)) from None
+
+
+class BrowserOptions(BaseModel):
+    """The `browser` kind's options, stored in `agents.options`: the origins its page may
+    reach (empty: none), where it starts, and its screen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allowed_origins: list[str] = Field(default_factory=list, max_length=MAX_ALLOWED_ORIGINS)
+    start_url: str | None = None
+    screen: Screen = Field(default_factory=Screen)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _normal(cls, value: list[str] | None) -> list[str] | None:
+        return _origins(value)
+
+
 class AgentCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -158,6 +195,23 @@ class AgentCreate(BaseModel):
     max_turns: JsonInt | None = Field(
         None, ge=1, le=1000, description="claude_code: default BIGTHREE_TOOL_LOOP_MAX_STEPS"
     )
+    allowed_origins: list[str] | None = Field(
+        None,
+        max_length=MAX_ALLOWED_ORIGINS,
+        description="browser only: origins (scheme://host[:port]) its page may reach "
+        "(default: BIGTHREE_BROWSER_ALLOWED_ORIGINS; empty: every navigation is refused)",
+    )
+    start_url: str | None = Field(
+        None, max_length=8192, description="browser only: the page it opens first (allowed)"
+    )
+    screen: Screen | None = Field(
+        None, description='browser only: the viewport (default {"width": 1440, "height": 900})'
+    )
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _normal(cls, value: list[str] | None) -> list[str] | None:
+        return _origins(value)
 
     _max_turns_is_a_number = field_validator("max_turns", mode="before")(number_only)
 
@@ -176,6 +230,9 @@ class AgentCreate(BaseModel):
                 "allowed_tools, disallowed_tools, permission_mode and max_turns are for "
                 "claude_code agents only"
             )
+        given = [f for f in BROWSER_FIELDS if getattr(self, f) is not None]
+        if given and self.kind != "browser":
+            raise ValueError(f"only browser agents have {', '.join(given)}")
         return self
 
     def claude_code_options(self) -> ClaudeCodeOptions:
@@ -219,6 +276,10 @@ class Agent(BaseModel):
     permission_mode: PermissionMode | None = None
     max_turns: int | None = None
     session_id: str | None = Field(None, description="claude_code: the Claude Code session")
+    # browser agents only (None for other kinds)
+    allowed_origins: list[str] | None = None
+    start_url: str | None = None
+    screen: Screen | None = None
     state: AgentState
     created_at: float
     updated_at: float
@@ -240,6 +301,13 @@ class Agent(BaseModel):
             disallowed_tools=self.disallowed_tools or [],
             permission_mode=self.permission_mode or "default",
             max_turns=self.max_turns,
+        )
+
+    def browser_options(self) -> BrowserOptions:
+        return BrowserOptions(
+            allowed_origins=self.allowed_origins or [],
+            start_url=self.start_url,
+            screen=self.screen or Screen(),
         )
 
 

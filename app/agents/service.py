@@ -2,8 +2,11 @@
 
 Scheduling: each agent has a FIFO of queued tasks and at most one running task; a global
 limit bounds how many tasks run at once across agents (the running itself is
-`TaskExecutor`'s job). Every transition is written to the store first and then emitted as an
-event, so a client that sees an event can read the matching state back.
+`TaskExecutor`'s job). Every change goes to the store writer as one unit with its event; the
+in-memory state (runtimes, the TaskBook) follows in the unit's `on_commit`, before the event
+is published, so a client that sees an event can read the matching state back. A change a
+client asked for is acknowledged only once stored: when the store cannot take it the client
+gets 503 `storage_unavailable` and nothing changed.
 
 Shutdown (`drain`): stop accepting tasks, let running tasks finish for up to the grace
 period, then cancel the rest and mark them `interrupted`. Queued tasks stay queued in the
@@ -30,12 +33,13 @@ from app.agents.kinds.claude_code.availability import (
 )
 from app.agents.kinds.coder import open_workspace
 from app.agents.llm import LLMClient
-from app.agents.repository import AgentRepository, TaskRepository
+from app.agents.repository import AgentRepository, TaskRepository, agent_from_row
 from app.agents.runtime import (
     CANCELLED_MESSAGE,
     INTERRUPTED_MESSAGE,
     TASK_ID,
     AgentRuntime,
+    TaskBook,
     new_id,
 )
 from app.agents.schemas import (
@@ -44,19 +48,35 @@ from app.agents.schemas import (
     AgentCost,
     AgentCreate,
     AgentState,
+    BrowserOptions,
     CostReport,
     ModelCost,
     Task,
     TaskCreate,
-    TaskError,
     TaskState,
+    UsageOut,
 )
+from app.artifacts.schemas import Artifact
+from app.artifacts.service import ArtifactStore
 from app.core.config import Settings
-from app.core.errors import Conflict, Draining, InvalidInput, NotFound, TooManyRequests
+from app.core.errors import (
+    Conflict,
+    Draining,
+    InvalidInput,
+    NotFound,
+    StorageUnavailable,
+    TooManyRequests,
+)
 from app.core.metrics import Metrics
 from app.events.service import EventBus
+from app.store.backend import RowConflict
+from app.store.rows import AgentDeleted, NewAgent, NewTask
+from app.store.writer import StoreWriter
+from app.tools.browser.guard import NavigationGuard
 from app.tools.errors import WorkspaceError
 from app.tools.workspace import FileInfo, Workspace, resolve_root
+
+BROWSER_PROVIDER = "gemini"  # computer use is a Gemini feature (see kinds/browser.py)
 
 log = structlog.get_logger(__name__)
 
@@ -68,14 +88,21 @@ class AgentManager:
         settings: Settings,
         agents: AgentRepository,
         tasks: TaskRepository,
+        writer: StoreWriter,
         bus: EventBus,
         llm: LLMClient,
         metrics: Metrics,
         runners: Mapping[str, AgentKindRunner],
+        replica_id: str | None = None,
+        artifacts: ArtifactStore | None = None,
     ) -> None:
         self._settings = settings
+        self._artifacts = artifacts
         self._agents = agents
         self._tasks = tasks
+        self._writer = writer
+        self._book = TaskBook()
+        self._creating: set[str] = set()
         self._bus = bus
         self._llm = llm
         self._metrics = metrics
@@ -86,14 +113,14 @@ class AgentManager:
         self._executor = TaskExecutor(
             settings=settings,
             tasks=tasks,
+            book=self._book,
+            writer=writer,
             bus=bus,
             llm=llm,
             metrics=metrics,
             runners=runners,
             draining=lambda: self._draining,
-            save_session=lambda agent_id, session_id: agents.update(
-                agent_id, session_id=session_id
-            ),
+            replica_id=replica_id,
         )
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -110,19 +137,16 @@ class AgentManager:
         await self._recover()
 
     async def _recover(self) -> None:
-        now = time.time()
         unfinished = await self._tasks.in_states([TaskState.QUEUED, TaskState.RUNNING])
         for task in unfinished:
             rt = self._runtimes.get(task.agent)
             if task.state == TaskState.RUNNING or rt is None:
-                error = TaskError(type="interrupted", message=INTERRUPTED_MESSAGE)
-                await self._tasks.update(
-                    task.id, state=TaskState.INTERRUPTED, error=error.model_dump(), finished_at=now
-                )
-                self._executor.emit_task(
-                    "task.interrupted", task, {"error": error.model_dump(), "recovered": True}
+                kind = rt.agent.kind if rt else "unknown"
+                await self._executor.finish_unstarted(
+                    task, kind, TaskState.INTERRUPTED, INTERRUPTED_MESSAGE, {"recovered": True}
                 )
                 continue
+            self._book.put_live(task)
             rt.queue.append(task)
             self._metrics.tasks_queued.inc()
             self._executor.emit_task("task.requeued", task, {"recovered": True})
@@ -150,10 +174,18 @@ class AgentManager:
         await self.drain(0.0)
         workers = [rt.worker for rt in self._runtimes.values() if rt.worker is not None]
         if workers:
-            await asyncio.wait(workers, timeout=10.0)
+            # a worker may be waiting for a store that cannot take its task's outcome: the
+            # writer's close decides about that, so do not wait long for it here
+            store_up = self._writer.health().available
+            await asyncio.wait(workers, timeout=10.0 if store_up else 1.0)
         for worker in workers:
             worker.cancel()
         self._stopped = True
+
+    async def settle(self) -> None:
+        """Make reads reflect every change stored before this call. One process sees its
+        own changes as they are stored: nothing to do (replicas: SharedAgentManager)."""
+        return None
 
     def _jobs(self) -> list[asyncio.Task[None]]:
         return [
@@ -164,49 +196,13 @@ class AgentManager:
 
     async def create_agent(self, spec: AgentCreate) -> Agent:
         self._refuse_if_draining()
-        if spec.name in self._runtimes:
+        if spec.name in self._runtimes or spec.name in self._creating:
             raise Conflict(f"an agent named {spec.name!r} already exists")
         if len(self._runtimes) >= self._settings.max_agents:
             raise TooManyRequests(f"agent limit reached ({self._settings.max_agents})")
-        provider = spec.provider or self._settings.default_provider
-        options = None
-        if spec.kind == "claude_code":
-            provider = spec.provider or CLAUDE_CODE_PROVIDER
-            options = check_claude_code_agent(self._settings, spec, provider).model_dump()
-        if provider not in self._llm.provider_names:
-            raise InvalidInput(f"provider {provider!r} is not configured")
-        workspace = None
-        if spec.workspace is not None:
-            try:
-                workspace = str(resolve_root(spec.workspace, self._settings.workspace_roots))
-            except WorkspaceError as exc:
-                raise InvalidInput(exc.message) from None
-        now = time.time()
-        agent = await self._agents.insert(
-            {
-                "id": new_id(),
-                "name": spec.name,
-                "kind": spec.kind,
-                "provider": provider,
-                "model": spec.model,
-                "instructions": spec.instructions,
-                "fallbacks": [f.model_dump() for f in spec.fallbacks],
-                "stream": spec.stream,
-                "workspace": workspace,
-                "options": options,
-                "session_id": None,
-                "state": AgentState.IDLE,
-                "created_at": now,
-                "updated_at": now,
-                "input_tokens": 0,
-                "output_tokens": 0,
-                "cost_usd": 0.0,
-                "tasks_total": 0,
-            }
-        )
-        self._runtimes[agent.name] = AgentRuntime(agent)
-        self._metrics.agents.set(len(self._runtimes))
-        self._bus.emit(
+        row = self._agent_row(spec)
+        agent = agent_from_row(row.as_stored())  # the same mapping as a row read back
+        event = self._bus.new_event(
             "agent.created",
             agent=agent.name,
             payload={
@@ -216,7 +212,72 @@ class AgentManager:
                 "model": agent.model,
             },
         )
+
+        def stored(_seqs: list[int]) -> None:
+            self._runtimes[agent.name] = AgentRuntime(agent)
+            self._metrics.agents.set(len(self._runtimes))
+
+        self._creating.add(spec.name)
+        try:
+            await self._writer.write(row, event, operation="agent_created", on_commit=stored)
+        except RowConflict as exc:
+            raise Conflict(f"an agent named {spec.name!r} already exists") from exc
+        finally:
+            self._creating.discard(spec.name)
         return agent
+
+    def _agent_row(self, spec: AgentCreate) -> NewAgent:
+        """The row a valid `spec` makes (provider, kind options and workspace checked)."""
+        provider = spec.provider or self._settings.default_provider
+        options = None
+        if spec.kind == "claude_code":
+            provider = spec.provider or CLAUDE_CODE_PROVIDER
+            options = check_claude_code_agent(self._settings, spec, provider).model_dump()
+        if spec.kind == "browser":
+            options = self._browser_options(spec, provider).model_dump(mode="json")
+        if provider not in self._llm.provider_names:
+            raise InvalidInput(f"provider {provider!r} is not configured")
+        workspace = None
+        if spec.workspace is not None:
+            try:
+                workspace = str(resolve_root(spec.workspace, self._settings.workspace_roots))
+            except WorkspaceError as exc:
+                raise InvalidInput(exc.message) from None
+        return NewAgent(
+            id=new_id(),
+            name=spec.name,
+            kind=spec.kind,
+            provider=provider,
+            model=spec.model,
+            instructions=spec.instructions,
+            fallbacks=[f.model_dump() for f in spec.fallbacks],
+            stream=spec.stream,
+            workspace=workspace,
+            options=options,
+            state=AgentState.IDLE.value,
+            created_at=time.time(),
+        )
+
+    def _browser_options(self, spec: AgentCreate, provider: str) -> BrowserOptions:
+        """A browser agent's options, defaults filled in; 422 for what cannot work."""
+        wrong = {provider, *(f.provider for f in spec.fallbacks)} - {BROWSER_PROVIDER}
+        if wrong:
+            raise InvalidInput(
+                "browser agents run Gemini's computer-use model: provider (and every fallback) "
+                f"must be {BROWSER_PROVIDER!r}, not {', '.join(sorted(wrong))}"
+            )
+        origins = spec.allowed_origins
+        if origins is None:
+            origins = list(self._settings.browser_allowed_origins)
+        options = BrowserOptions.model_validate(
+            {"allowed_origins": origins, "start_url": spec.start_url, "screen": spec.screen or {}}
+        )
+        if options.start_url is not None:
+            guard = NavigationGuard(options.allowed_origins)
+            _, refusal = guard.check_navigate(options.start_url)
+            if refusal is not None:
+                raise InvalidInput(f"start_url is not allowed: {refusal.reason}")
+        return options
 
     def list_agents(self) -> list[Agent]:
         return [self._view(self._runtimes[name]) for name in sorted(self._runtimes)]
@@ -226,8 +287,26 @@ class AgentManager:
 
     async def delete_agent(self, name: str) -> Agent:
         rt = self._runtime(name)
-        del self._runtimes[name]
-        self._metrics.agents.set(len(self._runtimes))
+        if rt.deleting:
+            raise NotFound(f"no agent named {name!r}")
+        now = time.time()
+
+        def stored(_seqs: list[int]) -> None:
+            self._runtimes.pop(name, None)
+            self._metrics.agents.set(len(self._runtimes))
+            rt.agent = rt.agent.model_copy(update={"state": AgentState.DELETED, "updated_at": now})
+
+        rt.deleting = True  # no new task for it while the delete is being stored
+        try:
+            await self._writer.write(
+                AgentDeleted(rt.agent.id, now),
+                self._bus.new_event("agent.deleted", agent=name, payload={"id": rt.agent.id}),
+                operation="agent_deleted",
+                on_commit=stored,
+            )
+        except StorageUnavailable:
+            rt.deleting = False
+            raise
         queued, rt.queue = list(rt.queue), deque()
         for task in queued:
             self._metrics.tasks_queued.dec()
@@ -237,10 +316,6 @@ class AgentManager:
         job = rt.cancel_running(TaskState.CANCELLED)
         if job is not None:
             await asyncio.wait([job], timeout=10.0)
-        now = time.time()
-        await self._agents.update(rt.agent.id, state=AgentState.DELETED, updated_at=now)
-        rt.agent = rt.agent.model_copy(update={"state": AgentState.DELETED, "updated_at": now})
-        self._bus.emit("agent.deleted", agent=name, payload={"id": rt.agent.id})
         return rt.agent
 
     async def list_agent_files(
@@ -300,6 +375,27 @@ class AgentManager:
     async def _submit(self, name: str, spec: TaskCreate) -> Task:
         self._refuse_if_draining()
         rt = self._runtime(name)
+        self._order += 1
+        row, task = self._task_row(rt.agent, spec, queued=len(rt.queue), order_key=self._order)
+
+        def stored(_seqs: list[int]) -> None:
+            self._book.put_live(task)
+            rt.agent = rt.agent.model_copy(update={"tasks_total": rt.agent.tasks_total + 1})
+            rt.queue.append(task)
+            self._metrics.tasks_queued.inc()
+            self._metrics.tasks_submitted.labels(rt.agent.kind).inc()
+            self._executor.ensure_worker(rt)
+
+        queued = self._executor.task_event(
+            "task.queued", task, {"timeout_s": task.timeout_s, "position": len(rt.queue) + 1}
+        )
+        await self._writer.write(row, queued, operation="task_submitted", on_commit=stored)
+        return task
+
+    def _task_row(
+        self, agent: Agent, spec: TaskCreate, *, queued: int, order_key: int
+    ) -> tuple[NewTask, Task]:
+        """The row and the task a valid `spec` for `agent` (with `queued` tasks) makes."""
         settings = self._settings
         if len(spec.prompt) > settings.max_prompt_chars:
             raise InvalidInput(
@@ -308,46 +404,39 @@ class AgentManager:
         timeout = spec.timeout_s or settings.default_task_timeout_s
         if timeout > settings.max_task_timeout_s:
             raise InvalidInput(f"timeout_s must be at most {settings.max_task_timeout_s}")
-        if spec.new_session and rt.agent.kind != "claude_code":
+        if spec.new_session and agent.kind != "claude_code":
             # the agent's kind, not the request, is what does not fit: 409, like other
             # requests that conflict with the agent's state
             raise Conflict("new_session is for claude_code agents")
-        if len(rt.queue) >= settings.max_queued_tasks_per_agent:
+        if queued >= settings.max_queued_tasks_per_agent:
             raise TooManyRequests(
-                f"agent {name!r} already has {len(rt.queue)} queued tasks; try again later"
+                f"agent {agent.name!r} already has {queued} queued tasks; try again later"
             )
-        self._order += 1
-        task = await self._tasks.insert(
-            {
-                "id": new_id(),
-                "agent_id": rt.agent.id,
-                "agent_name": name,
-                "state": TaskState.QUEUED,
-                "prompt": spec.prompt,
-                "result": None,
-                "error": None,
-                "input_tokens": 0,
-                "output_tokens": 0,
-                "cached_input_tokens": 0,
-                "cost_usd": 0.0,
-                "attempts": 0,
-                "timeout_s": timeout,
-                "created_at": time.time(),
-                "started_at": None,
-                "finished_at": None,
-                "order_key": self._order,
-                "new_session": spec.new_session,
-            }
+        now = time.time()
+        row = NewTask(
+            id=new_id(),
+            agent_id=agent.id,
+            agent_name=agent.name,
+            prompt=spec.prompt,
+            timeout_s=timeout,
+            created_at=now,
+            order_key=order_key,
+            new_session=spec.new_session,
         )
-        rt.agent = rt.agent.model_copy(update={"tasks_total": rt.agent.tasks_total + 1})
-        rt.queue.append(task)
-        self._metrics.tasks_queued.inc()
-        self._metrics.tasks_submitted.labels(rt.agent.kind).inc()
-        self._executor.emit_task(
-            "task.queued", task, {"timeout_s": timeout, "position": len(rt.queue)}
+        task = Task(
+            id=row.id,
+            agent=agent.name,
+            agent_id=row.agent_id,
+            state=TaskState.QUEUED,
+            prompt=row.prompt,
+            usage=UsageOut(),
+            cost_usd=0.0,
+            attempts=0,
+            timeout_s=timeout,
+            created_at=now,
+            new_session=spec.new_session,
         )
-        self._executor.ensure_worker(rt)
-        return task
+        return row, task
 
     async def get_task(self, task_id: str, *, wait_s: float = 0.0) -> Task:
         """The task; with `wait_s`, once finished or as it is after that long."""
@@ -358,8 +447,11 @@ class AgentManager:
             return await self._executor.wait_for(task_id, wait_s, self._read_task)
 
     async def _read_task(self, task_id: str) -> Task:
-        # a malformed id names no task: the same 404 as an unknown one, without a query
-        task = await self._tasks.get(task_id) if TASK_ID.fullmatch(task_id) else None
+        """A live or recently finished task from memory; an older one from the store."""
+        task = self._book.get(task_id)
+        if task is None and TASK_ID.fullmatch(task_id):
+            # a malformed id names no task: the same 404 as an unknown one, without a query
+            task = await self._tasks.get(task_id)
         if task is None:
             raise NotFound(f"no task with id {task_id[:64]!r}")
         return task
@@ -381,6 +473,8 @@ class AgentManager:
         return await self._tasks.recent(agent_name=agent, state=state, limit=limit)
 
     async def cancel_task(self, task_id: str) -> Task:
+        if not self._writer.health().available:  # refuse before anything changes
+            raise StorageUnavailable("the store cannot take writes now; nothing was changed")
         task = await self.get_task(task_id)
         if task.state.finished:
             raise Conflict(f"task {task_id} already finished ({task.state.value})")
@@ -404,11 +498,33 @@ class AgentManager:
         against BIGTHREE_MAX_WAITERS: for the service's own callers)."""
         return await self._executor.wait_for(task_id, timeout_s, self._read_task)
 
+    # --- artifacts ----------------------------------------------------------------------
+
+    async def task_artifacts(self, task_id: str) -> list[Artifact]:
+        """The artifacts a task produced (404 for an unknown task)."""
+        await self.get_task(task_id)
+        if self._artifacts is None:
+            return []
+        return await self._artifacts.for_task(task_id)
+
+    async def task_artifact(self, task_id: str, artifact_id: str) -> tuple[Artifact, bytes]:
+        await self.get_task(task_id)
+        if self._artifacts is None:
+            raise NotFound(f"task {task_id} has no artifact {artifact_id!r}")
+        return await self._artifacts.read(task_id, artifact_id)
+
+    async def final_screen(self, task_id: str) -> tuple[Task, Artifact | None]:
+        """A task and the last page its browser showed (None: no screenshot stored)."""
+        task = await self.get_task(task_id)
+        if self._artifacts is None:
+            return task, None
+        return task, await self._artifacts.final(task_id)
+
     # --- helpers ------------------------------------------------------------------------
 
     def _runtime(self, name: str) -> AgentRuntime:
         rt = self._runtimes.get(name)
-        if rt is None:
+        if rt is None or rt.deleting:
             raise NotFound(f"no agent named {name!r}")
         return rt
 

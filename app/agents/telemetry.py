@@ -7,18 +7,14 @@ plain callables can attribute what they report without the resilience layer know
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
-
-from app.core.metrics import CIRCUIT_STATE_VALUES, Metrics
-from app.events.schemas import Event
+from app.core.metrics import Metrics
+from app.events.schemas import LiveEvent
 from app.events.service import EventBus
 from app.providers.base import Usage
-from app.providers.gateway import ProviderGateway
 from app.resilience.breaker import BreakerRejection, BreakerTransition
 from app.resilience.bulkhead import BulkheadRejection
 from app.resilience.fallback import FallbackHop
@@ -49,41 +45,14 @@ def call_scope(ctx: CallContext) -> Iterator[CallContext]:
         _current.reset(token)
 
 
-def count_tool_results(metrics: Metrics) -> Callable[[Event], None]:
+def count_tool_results(metrics: Metrics) -> Callable[[LiveEvent], None]:
     """An event-bus listener counting agents' tool results (`tool.result` events)."""
 
-    def listener(event: Event) -> None:
+    def listener(event: LiveEvent) -> None:
         if event.type == "tool.result" and event.source == "agent":
             metrics.tool_calls.labels("error" if event.payload.get("is_error") else "ok").inc()
 
     return listener
-
-
-class GatewayCollector(Collector):
-    """Breaker states and bulkhead use, read from the gateway when Prometheus scrapes, so
-    every breaker is exported from its first call and in-flight counts are exact."""
-
-    def __init__(self, gateway: ProviderGateway) -> None:
-        self._gateway = gateway
-
-    def describe(self) -> Iterable[Metric]:
-        return []  # unchecked collector: families are only known at scrape time
-
-    def collect(self) -> Iterable[Metric]:
-        state = GaugeMetricFamily(
-            "bigthree_circuit_state",
-            "Breaker state: 0 closed, 1 open, 2 half_open, 3 forced_open, 4 disabled.",
-            labels=["breaker"],
-        )
-        in_use = GaugeMetricFamily(
-            "bigthree_bulkhead_in_use", "Provider calls in flight.", labels=["provider"]
-        )
-        for name in self._gateway.names:
-            in_use.add_metric([name], self._gateway.bulkhead_in_use(name))
-            for breaker in self._gateway.breakers(name):
-                state.add_metric([breaker.name], CIRCUIT_STATE_VALUES[breaker.state.value])
-        yield state
-        yield in_use
 
 
 def emit_call_event(

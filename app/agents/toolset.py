@@ -34,6 +34,8 @@ DEFAULT_MODELS: dict[str, str] = {
     "anthropic": "claude-sonnet-4-5",
     "gemini": "gemini-2.5-flash",
 }
+BROWSER_MODEL = "gemini-2.5-computer-use-preview-10-2025"  # browser agents: Gemini only
+SCREEN_TEXT_CHARS = 2000
 TASK_ID = r"^[0-9a-f]{1,32}$"
 
 
@@ -51,14 +53,22 @@ class NoArgs(_Args):
 
 class CreateAgentArgs(_Args):
     name: str = Field(pattern=AGENT_NAME_PATTERN, description="lowercase, digits, '-', '_'")
-    kind: Literal["chat", "coder", "orchestrator", "claude_code"] = Field(
+    kind: Literal["chat", "coder", "orchestrator", "claude_code", "browser"] = Field(
         "chat",
         description="chat: conversation; coder: edits files in its own workspace; "
-        "claude_code: Claude Code (edits, searches, plans) in its own workspace, on anthropic",
+        "claude_code: Claude Code (edits, searches, plans) in its own workspace, on anthropic; "
+        "browser: works a web browser (Gemini computer use) on the allowed sites",
     )
     provider: ProviderName | None = Field(None, description="default: the orchestrator's")
     model: str | None = Field(None, pattern=MODEL_PATTERN, description="default: by provider")
     instructions: str = Field("", max_length=20_000, description="standing instructions")
+    allowed_origins: list[str] | None = Field(
+        None,
+        max_length=100,
+        description="browser only: sites it may reach, as scheme://host[:port] "
+        "(default: the service's)",
+    )
+    start_url: str | None = Field(None, max_length=8192, description="browser only: first page")
 
 
 class CommandAgentArgs(_Args):
@@ -86,6 +96,19 @@ class TaskIdArgs(_Args):
 
 class AgentNameArgs(_Args):
     name: str = Field(pattern=AGENT_NAME_PATTERN)
+
+
+class ScreenArgs(_Args):
+    task_id: str | None = Field(None, pattern=TASK_ID, description="a browser task's id")
+    name: str | None = Field(
+        None, pattern=AGENT_NAME_PATTERN, description="or: a browser agent (its latest task)"
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ScreenArgs:
+        if (self.task_id is None) == (self.name is None):
+            raise ValueError("give exactly one of task_id or name")
+        return self
 
 
 class ReadAgentFileArgs(_Args):
@@ -145,6 +168,13 @@ class OrchestratorToolset(Toolset):
                     ReadAgentFileArgs,
                     self.read_agent_file,
                 ),
+                Tool(
+                    "read_browser_screen",
+                    "What a browser agent's task ended on: URL, page title, visible text and "
+                    "the final screenshot's id (by task id, or an agent's latest task).",
+                    ScreenArgs,
+                    self.read_browser_screen,
+                ),
                 Tool("report_costs", "Usage and cost per agent and in total.", NoArgs, self.costs),
             ]
         )
@@ -158,9 +188,11 @@ class OrchestratorToolset(Toolset):
         lines = [describe_agent(a) for a in agents] or ["(no agents)"]
         return ToolResult("\n".join(lines), data={"agents": [a.name for a in agents]})
 
-    def _model_for(self, provider: str, model: str | None) -> str:
+    def _model_for(self, provider: str, model: str | None, kind: str = "chat") -> str:
         if model is not None:
             return model
+        if kind == "browser":
+            return BROWSER_MODEL
         caller = self._caller
         if caller is not None and caller.provider == provider:
             return caller.model
@@ -175,15 +207,23 @@ class OrchestratorToolset(Toolset):
         default = self._caller.provider if self._caller else self._settings.default_provider
         if args.kind == "claude_code":
             default = CLAUDE_CODE_PROVIDER  # Claude Code only talks to Anthropic
+        if args.kind == "browser":
+            default = "gemini"  # the computer-use model
         provider = args.provider or default
+        browser = (
+            {"allowed_origins": args.allowed_origins, "start_url": args.start_url}
+            if args.kind == "browser"
+            else {}
+        )
         try:
             spec = AgentCreate.model_validate(
                 {
                     "name": args.name,
                     "kind": args.kind,
                     "provider": provider,
-                    "model": self._model_for(provider, args.model),
+                    "model": self._model_for(provider, args.model, args.kind),
                     "instructions": args.instructions,
+                    **browser,
                 }
             )
         except ValidationError as exc:
@@ -234,6 +274,34 @@ class OrchestratorToolset(Toolset):
         text = await self._manager.read_agent_file(args.name, args.path)
         content, _, _, total = slice_lines(text, None, None)
         return ToolResult(content, data={"agent": args.name, "path": args.path, "lines": total})
+
+    async def read_browser_screen(self, args: ScreenArgs) -> ToolResult:
+        if args.task_id is not None:
+            task_id = args.task_id
+        else:
+            assert args.name is not None
+            agent = self._manager.get_agent(args.name)
+            if agent.kind != "browser":
+                raise ToolError(f"{args.name} is a {agent.kind} agent; only browser agents")
+            latest = await self._manager.list_tasks(args.name, limit=1)
+            if not latest:
+                raise ToolError(f"{args.name} has no tasks yet")
+            task_id = latest[0].id
+        task, screen = await self._manager.final_screen(task_id)
+        if screen is None:
+            raise ToolError(f"task {task_id} ({task.state.value}) has no screenshot")
+        text = (screen.text or "")[:SCREEN_TEXT_CHARS]
+        lines = [
+            f"task {task.id} for {task.agent}: {task.state.value}",
+            f"url: {screen.url}",
+            f"title: {screen.title or '(none)'}",
+            f"screenshot: {screen.id} ({screen.width}x{screen.height} PNG, "
+            f"GET /v1/tasks/{task.id}/artifacts/{screen.id})",
+        ]
+        if text:
+            lines.append(f"visible text:\n{text}")
+        data = {**_task_data(task), "url": screen.url, "artifact_id": screen.id}
+        return ToolResult("\n".join(lines), data=data)
 
     async def costs(self, _: NoArgs) -> ToolResult:
         report = await self._manager.report_costs()

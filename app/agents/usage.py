@@ -1,65 +1,63 @@
-"""UsageLedger: per provider/model usage totals, added up in memory and stored in batches.
+"""Usage: the one place where a model call's tokens are priced and recorded.
 
-A provider call only adds to a dict (no database write inside the call, its timeout or its
-bulkhead slot); a background flush stores the sums once a second, and `flush()` runs before
-totals are read and at shutdown. A crash loses at most the last second of these running
-totals — each task's own usage and cost are stored with the task and are not affected.
+`UsageAccounting.record()` is called once per answered call — by the agent loops' LLM client
+and by realtime sessions alike — and counts tokens and cost in the metrics and in the
+all-time per provider/model totals. The totals go to the store writer with its next group
+commit (no database write inside the provider call, its timeout or its bulkhead slot).
+Each task's own usage and cost are stored with the task.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import Any
 
-import structlog
-
-from app.agents.repository import UsageDelta, UsageRepository
+from app.agents.repository import UsageRepository
+from app.core.metrics import Metrics
 from app.providers.base import Usage
+from app.providers.pricing import PriceTable
+from app.store.rows import UsageAdded
+from app.store.writer import StoreWriter
 
-log = structlog.get_logger(__name__)
 
-
-class UsageLedger:
-    def __init__(self, repository: UsageRepository, *, interval_s: float = 1.0) -> None:
+class UsageAccounting:
+    def __init__(
+        self,
+        *,
+        prices: PriceTable,
+        metrics: Metrics,
+        writer: StoreWriter,
+        repository: UsageRepository,
+    ) -> None:
+        self.prices = prices
+        self._metrics = metrics
+        self._writer = writer
         self._repository = repository
-        self._interval_s = interval_s
-        self._pending: dict[tuple[str, str], UsageDelta] = {}
-        self._lock = asyncio.Lock()
-        self._flusher: asyncio.Task[None] | None = None
+
+    def cost(self, provider: str, model: str, usage: Usage) -> float:
+        return self.prices.cost(provider, model, usage)
 
     def record(self, provider: str, model: str, usage: Usage, cost_usd: float) -> None:
-        self._pending.setdefault((provider, model), UsageDelta()).add(usage, cost_usd)
-
-    async def flush(self) -> None:
-        async with self._lock:
-            batch, self._pending = self._pending, {}
-            try:
-                await self._repository.add_many(batch)
-            except Exception:
-                for key, delta in batch.items():  # keep them for the next flush
-                    self._pending.setdefault(key, UsageDelta()).merge(delta)
-                raise
+        """Count one call's usage and cost (metrics and the stored all-time totals)."""
+        m = self._metrics
+        label = m.model_label(model)
+        m.llm_tokens.labels(provider, label, "input").inc(usage.input_tokens)
+        m.llm_tokens.labels(provider, label, "output").inc(usage.output_tokens)
+        m.llm_cost.labels(provider, label).inc(cost_usd)
+        self._writer.write_later(
+            UsageAdded(
+                provider=provider,
+                model=model,
+                calls=1,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cached_input_tokens=usage.cached_input_tokens,
+                cost_usd=cost_usd,
+            ),
+            operation="usage",
+        )
 
     async def totals(self) -> list[dict[str, Any]]:
-        await self.flush()
+        """All-time calls, tokens and cost per provider/model, everything recorded so far
+        included."""
+        await self._writer.flush(5.0)
         return await self._repository.totals()
-
-    def start(self) -> None:
-        self._flusher = asyncio.create_task(self._flush_loop(), name="usage-ledger")
-
-    async def aclose(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-        await self.flush()
-
-    async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            if self._pending:
-                try:
-                    await self.flush()
-                except Exception:
-                    log.exception("usage_flush_failed")

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import click
 import typer
 
-from app.cli import agents, events, providers, service, tasks
+from app.cli import agents, db, events, providers, service, tasks
 from app.cli.common import ClientOptions
 
 cli = typer.Typer(
@@ -23,7 +23,7 @@ cli = typer.Typer(
     pretty_exceptions_enable=False,  # a traceback with locals could print an API key
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-_GROUPS = (service, agents, tasks, events, providers)
+_GROUPS = (service, db, agents, tasks, events, providers)
 for group in _GROUPS:
     group.register(cli)
 

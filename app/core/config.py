@@ -99,6 +99,40 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy async URL; default sqlite+aiosqlite:///<data_dir>/bigthree.db"
     )
+    store_write_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="Longest a request waits for the store to take its write; then 503.",
+    )
+    store_shutdown_write_s: float = Field(
+        10.0, ge=0, le=600, description="At shutdown, how long unwritten data may take to store."
+    )
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
+        "NORMAL",
+        description="NORMAL: a commit survives a crash or kill -9 of the service; FULL: also "
+        "a power cut (an fsync per group commit).",
+    )
+
+    # --- scale-out ----------------------------------------------------------------------
+    redis_url: str | None = Field(
+        None,
+        description="Redis shared by the replicas (redis://host:6379/0). Empty: one process.",
+    )
+    task_lease_s: float = Field(
+        15.0,
+        ge=1,
+        le=300,
+        description="With replicas on PostgreSQL: a running task's lease, renewed every third "
+        "of it; a replica silent this long has its running tasks marked interrupted.",
+    )
+    redis_prefix: str = Field(
+        "bigthree",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Prefix of every Redis channel and key (one Redis, several installations).",
+    )
 
     # --- logging ------------------------------------------------------------------------
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -147,6 +181,37 @@ class Settings(BaseSettings):
     )
     orchestrator_may_create_orchestrators: bool = Field(
         False, description="Let an orchestrator create orchestrator agents."
+    )
+
+    # --- browser agents -----------------------------------------------------------------
+    browser_executable: Path | None = Field(
+        None,
+        description="Chromium to launch. Empty: Playwright's own if installed, else the "
+        "system's chromium (/usr/bin/chromium).",
+    )
+    browser_max_pages: int = Field(
+        4, ge=1, le=1000, description="Browsers (one page each) open at once, across tasks."
+    )
+    browser_max_wait_s: float = Field(
+        30.0, ge=0, le=60, description="How long a browser task waits for a free page."
+    )
+    browser_max_steps: int = Field(40, ge=1, le=1000, description="Model calls per browser task.")
+    browser_action_timeout_s: float = Field(
+        15.0, gt=0, le=300, description="Bound on one browser action, its page load included."
+    )
+    browser_allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated origins (scheme://host[:port]) a browser agent may reach "
+        "when its own allowed_origins is not given. Empty: every navigation is refused.",
+    )
+    browser_safety: Literal["deny", "allow"] = Field(
+        "deny", description="An action the model marks require_confirmation: deny or allow."
+    )
+    browser_artifacts_task_max_bytes: int = Field(
+        20_971_520, ge=65_536, description="Screenshot bytes kept per task (its oldest go first)."
+    )
+    browser_artifacts_max_bytes: int = Field(
+        1_073_741_824, ge=65_536, description="Screenshot bytes kept in all (oldest task first)."
     )
 
     # --- claude_code agents (the `claude-code` extra) -----------------------------------
@@ -260,6 +325,24 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("browser_allowed_origins", mode="before")
+    @classmethod
+    def _split_browser_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("browser_allowed_origins")
+    @classmethod
+    def _origins_are_origins(cls, value: list[str]) -> list[str]:
+        # the guard's own parser (pure URL logic), so the setting means what the guard checks
+        from app.tools.browser.guard import OriginError, parse_origin
+
+        try:
+            return [str(parse_origin(origin)) for origin in value]
+        except OriginError as exc:
+            raise ValueError(str(exc)) from None
+
     @field_validator("workspace_roots", mode="before")
     @classmethod
     def _split_roots(cls, value: object) -> object:
@@ -318,6 +401,15 @@ class Settings(BaseSettings):
         if parts.username or parts.password:
             raise ValueError("must not embed credentials; use the API key setting")
         return value.rstrip("/")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
 
     @field_validator("grafana_url")
     @classmethod
@@ -388,8 +480,15 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'bigthree.db').as_posix()}"
 
     def secrets(self) -> list[SecretStr | None]:
-        """Every secret in the settings (for the redactor)."""
-        return [*self.api_keys, self.openai_api_key, self.anthropic_api_key, self.gemini_api_key]
+        """Every secret in the settings (for the redactor): keys, and the passwords of the
+        database and Redis URLs."""
+        passwords = [
+            SecretStr(password)
+            for url in (self.database_url, self.redis_url)
+            if url and (password := urlsplit(url).password)
+        ]
+        keys = [self.openai_api_key, self.anthropic_api_key, self.gemini_api_key]
+        return [*self.api_keys, *keys, *passwords]
 
     @property
     def auth_enabled(self) -> bool:

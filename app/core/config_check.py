@@ -18,7 +18,7 @@ import os
 import socket
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TextIO
@@ -200,6 +200,37 @@ def _check_bind(settings: Settings, host: str, port: int) -> list[Finding]:
     return [*findings, Finding("OK", f"{host}:{port} is free to bind")]
 
 
+def _check_browser(
+    settings: Settings, playwright_path: Callable[[], str | None] | None = None
+) -> list[Finding]:
+    """Whether browser agents can run: a Chromium to launch (the service starts without)."""
+    from app.tools.browser.executable import BrowserUnavailable, choose, playwright_chromium_path
+
+    try:
+        choice = choose(
+            settings.browser_executable, (playwright_path or playwright_chromium_path)()
+        )
+    except BrowserUnavailable as exc:
+        level: Level = "ERROR" if settings.browser_executable is not None else "WARN"
+        return [
+            Finding(
+                level,
+                f"browser agents: {exc.message}; browser tasks will fail with "
+                "browser_unavailable (the service still starts)",
+            )
+        ]
+    findings = [Finding("OK", f"browser agents: Chromium available: {choice.description}")]
+    if not settings.browser_allowed_origins:
+        findings.append(
+            Finding(
+                "OK",
+                "BIGTHREE_BROWSER_ALLOWED_ORIGINS is empty: a browser agent reaches only the "
+                "origins it is created with",
+            )
+        )
+    return findings
+
+
 def _check_combinations(settings: Settings) -> list[Finding]:
     findings: list[Finding] = []
     if settings.drain_grace_s >= CONTAINER_STOP_GRACE_S:
@@ -263,6 +294,7 @@ def check_settings(
         findings += _check_database(settings)
     else:
         findings += _check_writable("BIGTHREE_DATA_DIR", settings.data_dir)
+    findings += _check_browser(settings)
     findings += _check_combinations(settings)
     findings.append(Finding(*claude_code_check(settings)))
     findings += _check_bind(settings, host or settings.host, port or settings.port)

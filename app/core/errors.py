@@ -9,7 +9,8 @@
     ├── InvalidInput (422 validation_error)
     ├── TooManyRequests (429 too_many_requests)    + Retry-After
     └── ServiceUnavailable (503 service_unavailable) + Retry-After
-        └── Draining (503 draining)
+        ├── Draining (503 draining)
+        └── StorageUnavailable (503 storage_unavailable: nothing was stored; retry later)
 
 The other error trees never reach HTTP as themselves: `ProviderError` (app.providers.errors)
 becomes a task's typed `error`; `ResilienceError` (app.resilience.errors) knows no HTTP and
@@ -46,11 +47,15 @@ DEFAULT_RETRY_AFTER_S = {429: 1, 503: 5}
 class AppError(Exception):
     status_code: ClassVar[int] = 500
     error_type: ClassVar[str] = "internal_error"
+    # the wait to advise when the raiser gives none (else protocol_headers' default applies)
+    default_retry_after_s: ClassVar[float | None] = None
 
     def __init__(self, message: str, *, retry_after_s: float | None = None, **details: Any) -> None:
         super().__init__(message)
         self.message = message
-        self.retry_after_s = retry_after_s
+        self.retry_after_s = (
+            retry_after_s if retry_after_s is not None else self.default_retry_after_s
+        )
         self.details = details
 
     def to_body(self) -> dict[str, Any]:
@@ -105,6 +110,14 @@ class ServiceUnavailable(AppError):
 
 class Draining(ServiceUnavailable):
     error_type = "draining"
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """The store cannot take writes (disk full, read-only, locked): the request's write was
+    not made and will not be made later."""
+
+    error_type = "storage_unavailable"
+    default_retry_after_s = 2
 
 
 _STATUS_TYPES = {

@@ -122,9 +122,15 @@ def _repair(value: Any, depth: int) -> Any:
     return _text(str(value))
 
 
+def repair(payload: dict[str, Any]) -> dict[str, Any]:
+    """`payload` made to obey the rules but size (repaired, redacted); a new object."""
+    repaired: dict[str, Any] = _repair(payload, 0)
+    return repaired
+
+
 def normalise(payload: dict[str, Any], max_bytes: int) -> dict[str, Any]:
     """`payload` made to obey the rules: repaired, redacted, and truncated when too large."""
-    repaired: dict[str, Any] = _repair(payload, 0)
+    repaired = repair(payload)
     encoded = json.dumps(repaired, ensure_ascii=False, allow_nan=False)
     size = len(encoded.encode("utf-8"))
     if size <= max_bytes:

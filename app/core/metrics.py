@@ -2,19 +2,48 @@
 
 A registry per app (not the process-global one) keeps several apps in one process (tests,
 benchmarks) from colliding. Breaker state and bulkhead use are read live at scrape time by
-`app.agents.telemetry.GatewayCollector`. Label values are bounded: providers and outcomes
+`GatewayCollector` below. Label values are bounded: providers and outcomes
 are closed sets, models pass through `BoundedLabel` so a client cannot mint unlimited series.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
+from typing import Generic, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from app import __version__
 
 LLM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+# the buckets prometheus-fastapi-instrumentator used, so dashboards keep their meaning
+HTTP_BUCKETS = (0.1, 0.5, 1.0)
+HTTP_HIGHR_BUCKETS = (
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.0,
+    2.5,
+    3.0,
+    3.5,
+    4.0,
+    4.5,
+    5.0,
+    7.5,
+    10.0,
+    30.0,
+    60.0,
+)
 TASK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
 CIRCUIT_STATE_VALUES = {"closed": 0, "open": 1, "half_open": 2, "forced_open": 3, "disabled": 4}
@@ -31,6 +60,27 @@ REALTIME_END_REASONS = (
     "internal_error",
 )
 REALTIME_UPSTREAM_ERRORS = ("connect", "error_event", "closed")
+
+
+M = TypeVar("M", Counter, Gauge, Histogram)
+
+
+class Labelled(Generic[M]):
+    """A labelled metric whose children are looked up once per label set:
+    prometheus_client's `labels()` validates and takes a lock on every call, a visible
+    share of a request's CPU on the hot paths. Label sets are bounded (see BoundedLabel)."""
+
+    __slots__ = ("_children", "metric")
+
+    def __init__(self, metric: M) -> None:
+        self.metric: M = metric
+        self._children: dict[tuple[str, ...], M] = {}
+
+    def labels(self, *values: str) -> M:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self.metric.labels(*values)
+        return child
 
 
 class BoundedLabel:
@@ -52,8 +102,45 @@ class BoundedLabel:
         return self._overflow
 
 
-# the task writes retried through a transient store error (see app/store/transient.py)
-STORE_WRITE_OPERATIONS = ("task_running", "task_finished", "task_unstarted")
+# browser agents: the predefined computer-use actions (+ "unknown"), what became of each,
+# and where the navigation guard refused something (closed sets: every series starts at 0)
+BROWSER_ACTIONS = (
+    "open_web_browser",
+    "wait_5_seconds",
+    "go_back",
+    "go_forward",
+    "search",
+    "click_at",
+    "hover_at",
+    "type_text_at",
+    "key_combination",
+    "navigate",
+    "scroll_document",
+    "scroll_at",
+    "drag_and_drop",
+    "unknown",
+)
+BROWSER_ACTION_OUTCOMES = ("ok", "error", "refused")
+BROWSER_REFUSAL_STAGES = (
+    "navigate",
+    "navigation",
+    "subresource",
+    "websocket",
+    "popup",
+    "download",
+    "connection",
+)
+
+# the kept (durable) store writes retried while the store is unavailable (app/store/writer.py)
+STORE_WRITE_OPERATIONS = (
+    "task_running",
+    "task_finished",
+    "task_unstarted",
+    "events",
+    "usage",
+    "prune",
+    "agent_session",
+)
 
 
 class Metrics:
@@ -63,56 +150,100 @@ class Metrics:
         Info("bigthree_build", "Service build information.", registry=r).info(
             {"version": __version__}
         )
+        # HTTP (app/core/http_metrics.py)
+        self.http_requests = Labelled(
+            Counter(
+                "http_requests_total",
+                "HTTP requests, by route template, method and status class.",
+                ["handler", "method", "status"],
+                registry=r,
+            )
+        )
+        self.http_duration = Labelled(
+            Histogram(
+                "http_request_duration_seconds",
+                "HTTP request latency, by route template and method.",
+                ["handler", "method"],
+                buckets=HTTP_BUCKETS,
+                registry=r,
+            )
+        )
+        self.http_duration_highr = Histogram(
+            "http_request_duration_highr_seconds",
+            "HTTP request latency, all routes, fine buckets.",
+            buckets=HTTP_HIGHR_BUCKETS,
+            registry=r,
+        )
         # tasks and agents
-        self.tasks_submitted = Counter(
-            "bigthree_tasks_submitted_total", "Tasks accepted.", ["kind"], registry=r
+        self.tasks_submitted = Labelled(
+            Counter("bigthree_tasks_submitted_total", "Tasks accepted.", ["kind"], registry=r)
         )
-        self.tasks_finished = Counter(
-            "bigthree_tasks_total", "Tasks finished, by outcome.", ["kind", "outcome"], registry=r
+        self.tasks_finished = Labelled(
+            Counter(
+                "bigthree_tasks_total",
+                "Tasks finished, by outcome.",
+                ["kind", "outcome"],
+                registry=r,
+            )
         )
-        self.task_duration = Histogram(
-            "bigthree_task_duration_seconds",
-            "Task run time from start to finish.",
-            ["kind", "outcome"],
-            buckets=TASK_BUCKETS,
-            registry=r,
+        self.task_duration = Labelled(
+            Histogram(
+                "bigthree_task_duration_seconds",
+                "Task run time from start to finish.",
+                ["kind", "outcome"],
+                buckets=TASK_BUCKETS,
+                registry=r,
+            )
         )
-        self.task_queue_wait = Histogram(
-            "bigthree_task_queue_wait_seconds",
-            "Time tasks spent queued before running.",
-            ["kind"],
-            buckets=TASK_BUCKETS,
-            registry=r,
+        self.task_queue_wait = Labelled(
+            Histogram(
+                "bigthree_task_queue_wait_seconds",
+                "Time tasks spent queued before running.",
+                ["kind"],
+                buckets=TASK_BUCKETS,
+                registry=r,
+            )
         )
         self.tasks_queued = Gauge("bigthree_tasks_queued", "Tasks waiting to run.", registry=r)
         self.tasks_running = Gauge("bigthree_tasks_running", "Tasks running now.", registry=r)
         self.agents = Gauge("bigthree_agents", "Registered agents (not deleted).", registry=r)
         self.draining = Gauge("bigthree_draining", "1 while shutting down.", registry=r)
         # providers
-        self.llm_requests = Counter(
-            "bigthree_llm_requests_total",
-            "Provider calls (each attempt), by outcome.",
-            ["provider", "model", "outcome"],
-            registry=r,
+        self.llm_requests = Labelled(
+            Counter(
+                "bigthree_llm_requests_total",
+                "Provider calls (each attempt), by outcome.",
+                ["provider", "model", "outcome"],
+                registry=r,
+            )
         )
-        self.llm_duration = Histogram(
-            "bigthree_llm_request_duration_seconds",
-            "Provider call latency (each attempt).",
-            ["provider", "model"],
-            buckets=LLM_BUCKETS,
-            registry=r,
+        self.llm_duration = Labelled(
+            Histogram(
+                "bigthree_llm_request_duration_seconds",
+                "Provider call latency (each attempt).",
+                ["provider", "model"],
+                buckets=LLM_BUCKETS,
+                registry=r,
+            )
         )
         self.llm_retries = Counter(
             "bigthree_llm_retries_total", "Retries scheduled.", ["provider", "reason"], registry=r
         )
-        self.llm_tokens = Counter(
-            "bigthree_llm_tokens_total",
-            "Tokens used, by direction.",
-            ["provider", "model", "direction"],
-            registry=r,
+        self.llm_tokens = Labelled(
+            Counter(
+                "bigthree_llm_tokens_total",
+                "Tokens used, by direction.",
+                ["provider", "model", "direction"],
+                registry=r,
+            )
         )
-        self.llm_cost = Counter(
-            "bigthree_llm_cost_usd_total", "Priced cost in USD.", ["provider", "model"], registry=r
+        self.llm_cost = Labelled(
+            Counter(
+                "bigthree_llm_cost_usd_total",
+                "Priced cost in USD.",
+                ["provider", "model"],
+                registry=r,
+            )
         )
         self.llm_fallbacks = Counter(
             "bigthree_llm_fallbacks_total",
@@ -138,24 +269,63 @@ class Metrics:
             ["provider"],
             registry=r,
         )
-        self.tool_calls = Counter(
-            "bigthree_tool_calls_total",
-            "Tool calls run by coder and orchestrator agents, by outcome (ok or error).",
-            ["outcome"],
-            registry=r,
+        self.tool_calls = Labelled(
+            Counter(
+                "bigthree_tool_calls_total",
+                "Tool calls run by coder and orchestrator agents, by outcome (ok or error).",
+                ["outcome"],
+                registry=r,
+            )
         )
         for outcome in ("ok", "error"):
             self.tool_calls.labels(outcome)
         self.store_write_retries = Counter(
             "bigthree_store_write_retries_total",
-            "Store writes retried after a transient database error (locked file, lost link).",
+            "Kept store writes retried while the store was unavailable (full, read-only, locked).",
             ["operation"],
             registry=r,
         )
         for operation in STORE_WRITE_OPERATIONS:
             self.store_write_retries.labels(operation)
+        # browser agents
+        self.browser_pages_open = Gauge(
+            "bigthree_browser_pages_open", "Browser pages (one browser each) open now.", registry=r
+        )
+        self.browser_pages_max = Gauge(
+            "bigthree_browser_pages_max",
+            "Browser pages allowed open at once (BIGTHREE_BROWSER_MAX_PAGES).",
+            registry=r,
+        )
+        self.browser_actions = Counter(
+            "bigthree_browser_actions_total",
+            "Computer-use actions, by action and outcome (ok, error, refused).",
+            ["action", "outcome"],
+            registry=r,
+        )
+        self.browser_navigation_refusals = Counter(
+            "bigthree_browser_navigation_refusals_total",
+            "Requests and navigations the browser guard refused, by stage.",
+            ["stage"],
+            registry=r,
+        )
+        self.browser_artifact_bytes = Gauge(
+            "bigthree_browser_artifact_bytes", "Screenshot bytes stored now.", registry=r
+        )
+        for action in BROWSER_ACTIONS:
+            for outcome in BROWSER_ACTION_OUTCOMES:
+                self.browser_actions.labels(action, outcome)
+        for stage in BROWSER_REFUSAL_STAGES:
+            self.browser_navigation_refusals.labels(stage)
+        self.store_available = Gauge(
+            "bigthree_store_available",
+            "1 while the store takes writes; 0 while it is full, read-only or locked.",
+            registry=r,
+        )
+        self.store_available.set(1)
         # events and websockets
-        self.events = Counter("bigthree_events_total", "Events published.", ["origin"], registry=r)
+        self.events = Labelled(
+            Counter("bigthree_events_total", "Events published.", ["origin"], registry=r)
+        )
         self.ws_connections = Gauge(
             "bigthree_ws_connections", "Open WebSocket connections.", ["stream"], registry=r
         )
@@ -193,3 +363,51 @@ class Metrics:
             self.realtime_sessions.labels(reason)
         for kind in REALTIME_UPSTREAM_ERRORS:
             self.realtime_upstream_errors.labels(kind)
+
+
+class _Breaker(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def state(self) -> _StateValue: ...
+
+
+class _StateValue(Protocol):
+    @property
+    def value(self) -> str: ...
+
+
+class Gateway(Protocol):
+    """What the collector reads from the provider gateway at scrape time."""
+
+    @property
+    def names(self) -> list[str]: ...
+    def bulkhead_in_use(self, provider: str) -> int: ...
+    def breakers(self, provider: str) -> Iterable[_Breaker]: ...
+
+
+class GatewayCollector(Collector):
+    """Breaker states and bulkhead use, read from the gateway when Prometheus scrapes, so
+    every breaker is exported from its first call and in-flight counts are exact."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # unchecked collector: families are only known at scrape time
+
+    def collect(self) -> Iterable[Metric]:
+        state = GaugeMetricFamily(
+            "bigthree_circuit_state",
+            "Breaker state: 0 closed, 1 open, 2 half_open, 3 forced_open, 4 disabled.",
+            labels=["breaker"],
+        )
+        in_use = GaugeMetricFamily(
+            "bigthree_bulkhead_in_use", "Provider calls in flight.", labels=["provider"]
+        )
+        for name in self._gateway.names:
+            in_use.add_metric([name], self._gateway.bulkhead_in_use(name))
+            for breaker in self._gateway.breakers(name):
+                state.add_metric([breaker.name], CIRCUIT_STATE_VALUES[breaker.state.value])
+        yield state
+        yield in_use

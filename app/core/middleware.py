@@ -22,6 +22,14 @@ errors_log = structlog.get_logger(__name__)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    """One request header's value (None when absent), without building a dict of them."""
+    for key, value in scope.get("headers") or ():
+        if key == name:
+            return bytes(value)
+    return None
+
+
 class RequestContextMiddleware:
     """Give every request an id (client's `x-request-id` if sane), bind it to log lines,
     echo it in the response, add the headers its status requires (`protocol_headers`:
@@ -34,7 +42,7 @@ class RequestContextMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        incoming = (_header(scope, b"x-request-id") or b"").decode("latin-1")
         request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         status_code = 0
@@ -110,7 +118,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        declared = _header(scope, b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             await self._reject(scope, send)
             return

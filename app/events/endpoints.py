@@ -1,5 +1,5 @@
-"""Event routes: post external events, page through stored ones, stream them over WebSocket,
-and follow one task's events as Server-Sent Events.
+"""Event routes: post external events, page through stored ones, stream them over WebSocket.
+(One task's events as Server-Sent Events: app/agents/task_events.py.)
 
 WebSocket `/v1/events/ws?after_seq=&agent=&type=&task_id=&token=` sends each event as one
 JSON text frame (a browser, which cannot set headers on a WebSocket, offers its key as the
@@ -16,19 +16,20 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Header, Query, Response, WebSocket, WebSocketDisconnect, status
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Query, Response, WebSocket, WebSocketDisconnect, status
 
+from app.core.deps import AuthDep, MetricsDep, SettingsDep
 from app.core.openapi import problems
 from app.core.security import refuse_unauthorized, websocket_subprotocol
-from app.events.external import emit_external
+from app.events.deps import BusDep, HubDep
+from app.events.external import external_event
 from app.events.hub import SLOW_CONSUMER, Subscription
-from app.events.schemas import Event, EventFilter, EventIn, EventPage
-from app.events.stream import follow_task, replay_then_follow, terminal_seq
-from app.state import AuthDep, BusDep, State, StateDep
+from app.events.schemas import Event, EventFilter, EventIn, EventPage, LiveEvent
+from app.events.service import EventBus
+from app.events.stream import replay_then_follow
 
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -40,24 +41,31 @@ AgentFilter = Annotated[str | None, Query(min_length=1, max_length=64)]
 TypeFilter = Annotated[str | None, Query(min_length=1, max_length=64)]
 TaskFilter = Annotated[str | None, Query(min_length=1, max_length=32)]
 AfterSeq = Annotated[int, Query(ge=0, le=MAX_SEQ)]
-KEEPALIVE_S = 15.0  # an SSE comment this often keeps idle proxies from closing the stream
 
 
 @router.post(
     "/events",
     status_code=status.HTTP_201_CREATED,
     dependencies=[AuthDep],
+    response_model=Event,
     responses=problems(400, 401, 413, 422, 503),
 )
-async def post_event(body: EventIn, bus: BusDep) -> Event:
-    event = emit_external(bus, body)
-    await bus.flush(within_s=10.0)
-    return event
+async def post_event(body: EventIn, bus: BusDep) -> Response:
+    """201: the event is stored (and then streamed); 503 `storage_unavailable`: it is not,
+    and never will be — send it again later."""
+    event = await bus.append(external_event(bus, body))
+    return Response(event.frame, status_code=201, media_type="application/json")
 
 
-@router.get("/events", dependencies=[AuthDep], responses=problems(401, 422, 503))
+@router.get(
+    "/events",
+    dependencies=[AuthDep],
+    response_model=EventPage,
+    responses=problems(401, 422, 503),
+)
 async def list_events(
-    state: StateDep,
+    settings: SettingsDep,
+    bus: BusDep,
     after_seq: AfterSeq = 0,
     agent: AgentFilter = None,
     type: TypeFilter = None,
@@ -66,80 +74,18 @@ async def list_events(
         int,
         Query(ge=1, le=PAGE_LIMIT, description="at most BIGTHREE_EVENTS_PAGE_MAX are returned"),
     ] = 100,
-) -> EventPage:
+) -> Response:
     """Stored events after `after_seq`, oldest first; a page holds at most `limit` (and at
     most BIGTHREE_EVENTS_PAGE_MAX) events: read on with `after_seq=next_after_seq`."""
-    where = EventFilter(agent=agent, type=type, task_id=task_id)
-    return await state.bus.page(
-        after_seq=after_seq, where=where, limit=min(limit, state.settings.events_page_max)
+    events, next_after, last = await bus.page(
+        after_seq=after_seq,
+        where=EventFilter(agent=agent, type=type, task_id=task_id),
+        limit=min(limit, settings.events_page_max),
     )
-
-
-@router.get(
-    "/tasks/{task_id}/events",
-    dependencies=[AuthDep],
-    response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, 204: {}, **problems(401, 404, 422)},
-)
-async def task_events(
-    task_id: str,
-    state: StateDep,
-    after_seq: AfterSeq = 0,
-    # a plain string ("" = absent): a header is never JSON null
-    last_event_id: Annotated[
-        str, Header(pattern=r"^([0-9]{1,18})?$", description="an event seq")
-    ] = "",
-) -> Response:
-    """The task's stored events, then live ones, as Server-Sent Events (`id:` is the seq,
-    `data:` the event JSON); the stream ends after the task's terminal event. `Last-Event-ID`
-    (or `after_seq`) resumes; 204 when the client already has the terminal event."""
-    if last_event_id:  # digits only, fewer than 19: within MAX_SEQ
-        after_seq = int(last_event_id)
-    sub = state.hub.subscribe(EventFilter(task_id=task_id))
-    try:
-        task = await state.manager.get_task(task_id)  # 404 for unknown and malformed ids
-        finished = task.state.finished
-        if finished:
-            seq = await terminal_seq(state.bus, task_id)
-            if seq is not None and seq <= after_seq:
-                state.hub.unsubscribe(sub)
-                return Response(status_code=status.HTTP_204_NO_CONTENT)
-    except BaseException:
-        state.hub.unsubscribe(sub)
-        raise
-    events = follow_task(state.bus, sub, task_id, after_seq, finished=finished)
-    return StreamingResponse(
-        _sse_frames(state, sub, events),
-        media_type="text/event-stream",
-        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-    )
-
-
-async def _sse_frames(
-    state: State, sub: Subscription, events: AsyncIterator[Event]
-) -> AsyncIterator[bytes]:
-    """SSE framing, written here: it is three lines per event, and the libraries that do it
-    patch uvicorn's signal handling, which `app.server.DrainingServer` owns. Ends when the
-    events end — also when the subscription is closed (drain, slow reader), which ends them."""
-    pending: asyncio.Future[Event] | None = None
-    try:
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(anext(events))
-            done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE_S)
-            if pending not in done:
-                yield b": keep-alive\n\n"
-                continue
-            try:
-                event = pending.result()
-            except StopAsyncIteration:
-                return
-            pending = None
-            yield f"id: {event.seq}\ndata: {event.model_dump_json()}\n\n".encode()
-    finally:
-        if pending is not None:
-            pending.cancel()
-        state.hub.unsubscribe(sub)
+    # the stored JSON of each event, as is: nothing decoded and encoded again
+    body = f'{{"events":[{",".join(e.frame for e in events)}],"next_after_seq":{next_after},'
+    body += f'"last_seq":{last}}}'
+    return Response(body, media_type="application/json")
 
 
 def _parse_stream_params(websocket: WebSocket) -> tuple[int, EventFilter]:
@@ -159,9 +105,9 @@ def _parse_stream_params(websocket: WebSocket) -> tuple[int, EventFilter]:
     return int(raw_after), EventFilter(agent=agent, type=type_, task_id=task_id)
 
 
-async def _send_events(websocket: WebSocket, events: Any) -> None:
+async def _send_events(websocket: WebSocket, events: AsyncIterator[LiveEvent]) -> None:
     async for event in events:
-        await websocket.send_text(event.model_dump_json())
+        await websocket.send_text(event.frame)
 
 
 async def _read_client(websocket: WebSocket) -> int:
@@ -182,9 +128,10 @@ async def _read_client(websocket: WebSocket) -> int:
 
 
 @router.websocket("/events/ws")
-async def stream_events(websocket: WebSocket) -> None:
-    state: State = websocket.app.state.bigthree
-    if await refuse_unauthorized(state.settings, websocket):
+async def stream_events(
+    websocket: WebSocket, settings: SettingsDep, metrics: MetricsDep, bus: BusDep, hub: HubDep
+) -> None:
+    if await refuse_unauthorized(settings, websocket):
         return
     await websocket.accept(subprotocol=websocket_subprotocol(websocket))
     try:
@@ -195,18 +142,18 @@ async def stream_events(websocket: WebSocket) -> None:
         )
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc)[:120])
         return
-    gauge = state.metrics.ws_connections.labels("events")
+    gauge = metrics.ws_connections.labels("events")
     gauge.inc()
-    sub: Subscription = state.hub.subscribe(where)
+    sub: Subscription = hub.subscribe(where)
     try:
-        code = await _serve(websocket, state, sub, where, after_seq)
+        code = await _serve(websocket, bus, sub, where, after_seq)
         if code == SLOW_CONSUMER:
-            state.metrics.ws_dropped.labels("events", "slow_consumer").inc()
+            metrics.ws_dropped.labels("events", "slow_consumer").inc()
         with contextlib.suppress(Exception):
             async with asyncio.timeout(2.0):
                 await websocket.close(code=code, reason=_reason(code))
     finally:
-        state.hub.unsubscribe(sub)
+        hub.unsubscribe(sub)
         gauge.dec()
 
 
@@ -220,11 +167,11 @@ def _reason(code: int) -> str:
 
 
 async def _serve(
-    websocket: WebSocket, state: State, sub: Subscription, where: EventFilter, after_seq: int
+    websocket: WebSocket, bus: EventBus, sub: Subscription, where: EventFilter, after_seq: int
 ) -> int:
     """Send events until the subscription closes (its code) or the client goes (theirs)."""
     sender = asyncio.create_task(
-        _send_events(websocket, replay_then_follow(state.bus, sub, where, after_seq))
+        _send_events(websocket, replay_then_follow(bus, sub, where, after_seq))
     )
     reader = asyncio.create_task(_read_client(websocket))
     sub.on_close = sender.cancel  # a drop must not wait for a send to a stalled client

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from app.events.schemas import Event, EventIn
+from app.events.schemas import EventIn
 from app.events.service import EventBus
+from app.store.rows import NewEvent
 
 
-def emit_external(bus: EventBus, body: EventIn) -> Event:
-    """Publish `body` (stored by the bus's writer, like every event)."""
-    return bus.emit(
+def external_event(bus: EventBus, body: EventIn) -> NewEvent:
+    """`body` as an event to store (its payload encoded once)."""
+    return bus.new_event(
         body.event_type,
         source=body.event_source,
         agent=body.agent,
@@ -17,3 +18,8 @@ def emit_external(bus: EventBus, body: EventIn) -> Event:
         session_id=body.session_id,
         payload=body.event_payload(),
     )
+
+
+def emit_external(bus: EventBus, body: EventIn) -> None:
+    """Record `body`: stored with the writer's next group commit, then published."""
+    bus.writer.write_later(external_event(bus, body), operation="events")

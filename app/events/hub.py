@@ -12,7 +12,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
-from app.events.schemas import Event, EventFilter
+from app.events.schemas import EventFilter, LiveEvent
 
 SLOW_CONSUMER = 4008  # app-defined close code: reconnect with after_seq=<last seq received>
 GOING_AWAY = 1001  # RFC 6455: the server is shutting down
@@ -34,10 +34,10 @@ class Subscription:
         # called once when closed: lets a sender stuck writing to a slow client stop at once
         self.on_close: Callable[[], object] | None = None
         self._limit = limit
-        self._events: deque[Event] = deque()
+        self._events: deque[LiveEvent] = deque()
         self._waiter: asyncio.Future[None] | None = None
 
-    def offer(self, event: Event) -> bool:
+    def offer(self, event: LiveEvent) -> bool:
         """Buffer `event`; False (and nothing buffered) when the buffer is full."""
         if len(self._events) >= self._limit:
             return False
@@ -56,7 +56,7 @@ class Subscription:
     def closed(self) -> bool:
         return self.close_code is not None
 
-    async def next(self) -> Event | None:
+    async def next(self) -> LiveEvent | None:
         """The next buffered event, waiting for one; None once the subscription is closed
         (buffered events are dropped then: a closed reader resumes with after_seq)."""
         while not self._events:
@@ -94,7 +94,7 @@ class Hub:
     def subscriber_count(self) -> int:
         return len(self._subs)
 
-    def publish(self, event: Event) -> None:
+    def publish(self, event: LiveEvent) -> None:
         for sub in list(self._subs):
             if sub.close_code is not None or not sub.where.matches(event):
                 continue

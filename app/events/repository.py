@@ -1,23 +1,30 @@
-"""Event persistence: batch insert, filtered reads by seq, retention."""
+"""Event reads: filtered pages by seq, as stored JSON text (never decoded and re-encoded).
+Writes go through the store writer (app/store/writer.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Select, Text, delete, func, insert, select, type_coerce
+import orjson
+from sqlalchemy import Select, Text, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.jsonsafe import decode_stored
-from app.events.schemas import Event, EventFilter
-from app.store.engine import write_transaction
+from app.events.schemas import EventFilter, LiveEvent, event_frame
 from app.store.schema import events
 
-# the payload is read as text and decoded here, so one unreadable row (stored by an older
-# version) renders safely instead of failing the whole page
-_COLUMNS = [
-    *(c for c in events.c if c.name != "payload"),
-    type_coerce(events.c.payload, Text).label("payload"),
-]
+_COLUMNS = (
+    events.c.seq,
+    events.c.ts,
+    events.c.source,
+    events.c.type,
+    events.c.agent,
+    events.c.task_id,
+    events.c.session_id,
+    # the stored JSON as text: SQLite keeps it so; PostgreSQL renders its JSONB (the driver
+    # would otherwise decode it)
+    cast(events.c.payload, Text).label("payload"),
+)
 
 
 class EventRepository:
@@ -28,12 +35,6 @@ class EventRepository:
         async with self._engine.connect() as conn:
             return int((await conn.execute(select(func.max(events.c.seq)))).scalar() or 0)
 
-    async def insert_many(self, batch: Sequence[Event]) -> None:
-        if not batch:
-            return
-        async with write_transaction(self._engine) as conn:
-            await conn.execute(insert(events), [e.model_dump() for e in batch])
-
     async def read(
         self,
         *,
@@ -41,7 +42,7 @@ class EventRepository:
         until_seq: int | None = None,
         where: EventFilter | None = None,
         limit: int = 500,
-    ) -> list[Event]:
+    ) -> list[LiveEvent]:
         query: Select[tuple[object, ...]] = select(*_COLUMNS).where(events.c.seq > after_seq)
         if until_seq is not None:
             query = query.where(events.c.seq <= until_seq)
@@ -57,13 +58,28 @@ class EventRepository:
         query = query.order_by(events.c.seq).limit(limit)
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
-        return [
-            Event.model_validate({**row, "payload": decode_stored(row["payload"])}) for row in rows
-        ]
+        return [_live(row) for row in rows]
 
-    async def prune(self, keep_last: int) -> int:
-        """Delete all but the newest `keep_last` events; return how many were deleted."""
-        async with write_transaction(self._engine) as conn:
-            newest = (await conn.execute(select(func.max(events.c.seq)))).scalar() or 0
-            result = await conn.execute(delete(events).where(events.c.seq <= newest - keep_last))
-            return int(result.rowcount or 0)
+
+def _live(row: Any) -> LiveEvent:
+    seq, ts, payload = int(row["seq"]), float(row["ts"]), str(row["payload"])
+    source, type_ = str(row["source"]), str(row["type"])
+    agent, task_id, session_id = row["agent"], row["task_id"], row["session_id"]
+    try:
+        decoded = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        # stored by an older version (a lone surrogate, NaN, nesting past the parser):
+        # served repaired, so one row can fail neither a page nor a stream
+        decoded = decode_stored(payload)
+        payload = orjson.dumps(decoded).decode()
+    return LiveEvent(
+        seq=seq,
+        ts=ts,
+        source=source,
+        type=type_,
+        agent=agent,
+        task_id=task_id,
+        session_id=session_id,
+        payload=decoded,
+        frame=event_frame(seq, ts, source, type_, agent, task_id, session_id, payload),
+    )

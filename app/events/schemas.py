@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.core import jsonsafe as payload_rules
@@ -121,6 +123,15 @@ class EventPage(BaseModel):
     last_seq: int = Field(description="newest seq the service has assigned")
 
 
+class Filterable(Protocol):
+    @property
+    def type(self) -> str: ...
+    @property
+    def agent(self) -> str | None: ...
+    @property
+    def task_id(self) -> str | None: ...
+
+
 class EventFilter(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -128,7 +139,7 @@ class EventFilter(BaseModel):
     type: str | None = None
     task_id: str | None = None
 
-    def matches(self, event: Event) -> bool:
+    def matches(self, event: Filterable) -> bool:
         if self.agent is not None and event.agent != self.agent:
             return False
         if self.task_id is not None and event.task_id != self.task_id:
@@ -138,3 +149,45 @@ class EventFilter(BaseModel):
         if self.type.endswith("*"):
             return event.type.startswith(self.type[:-1])
         return event.type == self.type
+
+
+@dataclass(frozen=True, slots=True)
+class LiveEvent:
+    """A stored event as the service passes it around: its fields for filters and
+    listeners, and `frame`, its JSON text, encoded once and sent as is to every subscriber
+    and client."""
+
+    seq: int
+    ts: float
+    source: str
+    type: str
+    agent: str | None
+    task_id: str | None
+    session_id: str | None
+    payload: dict[str, Any]
+    frame: str
+
+
+def event_frame(
+    seq: int,
+    ts: float,
+    source: str,
+    type_: str,
+    agent: str | None,
+    task_id: str | None,
+    session_id: str | None,
+    payload_json: str,
+) -> str:
+    """The event's JSON text (the `Event` schema), around an already encoded payload."""
+    return orjson.dumps(
+        {
+            "seq": seq,
+            "ts": ts,
+            "source": source,
+            "type": type_,
+            "agent": agent,
+            "task_id": task_id,
+            "session_id": session_id,
+            "payload": orjson.Fragment(payload_json),
+        }
+    ).decode()

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from app.events.hub import Subscription
-from app.events.schemas import Event, EventFilter
+from app.events.schemas import EventFilter, LiveEvent
 from app.events.service import EventBus
 
 BACKLOG_PAGE = 500
@@ -14,11 +14,12 @@ BACKLOG_PAGE = 500
 
 async def replay_then_follow(
     bus: EventBus, sub: Subscription, where: EventFilter, after_seq: int
-) -> AsyncIterator[Event]:
+) -> AsyncIterator[LiveEvent]:
     """Yield stored events after `after_seq`, then live ones until `sub` is closed. `sub`
-    must already be subscribed, so nothing emitted while the backlog is read can be missed."""
+    must already be subscribed, so nothing stored while the backlog is read can be missed
+    (events are published only after their commit, so everything up to `snapshot` is
+    readable)."""
     snapshot = bus.last_seq
-    await bus.flush(within_s=10.0)
     last = after_seq
     while last < snapshot:
         page = await bus.repository.read(
@@ -40,14 +41,15 @@ async def replay_then_follow(
 TERMINAL_TASK_EVENTS = frozenset(
     {"task.succeeded", "task.failed", "task.cancelled", "task.timed_out", "task.interrupted"}
 )
-# A task found finished whose terminal event is not stored (pruned by retention, or emitted a
-# moment after the store said finished) ends its stream after this long without events.
+# A task found finished whose terminal event is not stored (pruned by retention) ends its
+# stream after this long without events.
 FINISHED_IDLE_S = 2.0
 
 
 async def terminal_seq(bus: EventBus, task_id: str) -> int | None:
-    """The seq of `task_id`'s stored terminal event, if there is one."""
-    await bus.flush(within_s=10.0)
+    """The seq of `task_id`'s stored terminal event, if there is one. (A task reads
+    finished only once its outcome is stored, and its terminal event is stored in the same
+    transaction: nothing to wait for.)"""
     where = EventFilter(task_id=task_id, type="task.*")
     last = 0
     while True:
@@ -62,7 +64,7 @@ async def terminal_seq(bus: EventBus, task_id: str) -> int | None:
 
 async def follow_task(
     bus: EventBus, sub: Subscription, task_id: str, after_seq: int, *, finished: bool
-) -> AsyncIterator[Event]:
+) -> AsyncIterator[LiveEvent]:
     """One task's events after `after_seq` (stored, then live), ending after its terminal
     event. `sub` must be subscribed with a `task_id` filter before the task's state was read;
     `finished` is that state."""

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from app.fake_upstream.computer_use import ScreenRecord
 from app.fake_upstream.records import RecordedRequest
 from app.fake_upstream.script import Step
 
@@ -66,6 +67,14 @@ class FakeUpstreamClient:
         """Recorded provider requests, oldest first; `path` matches as a prefix."""
         params = _params(model, path)
         return _records(httpx.get(self._url("requests"), params=params, timeout=self.timeout_s))
+
+    def computer_use(self, model: str | None = None) -> list[ScreenRecord]:
+        """The checked function responses of computer-use requests, oldest first."""
+        response = httpx.get(
+            self._url("computer-use"), params=_params(model, None), timeout=self.timeout_s
+        )
+        response.raise_for_status()
+        return [ScreenRecord.model_validate(item) for item in response.json()["responses"]]
 
     def pending(self) -> dict[str, int]:
         response = httpx.get(self._url("script"), timeout=self.timeout_s)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import ValidationError
 
+from app.fake_upstream.computer_use import demo_page
 from app.fake_upstream.script import ScriptRequest
 from app.fake_upstream.serve import FakeState
 
@@ -40,6 +41,17 @@ def control_router(state: FakeState) -> APIRouter:
         """Recorded provider requests, oldest first; `path` matches as a prefix."""
         items = state.log.select(model=model, path=path)
         return {"requests": [item.model_dump() for item in items], "count": len(items)}
+
+    @router.get("/computer-use")
+    async def computer_use(model: str | None = None) -> dict[str, Any]:
+        """The function responses computer-use requests carried (checked), oldest first."""
+        items = [r for r in state.screens if model is None or r.model == model]
+        return {"responses": [r.model_dump() for r in items], "count": len(items)}
+
+    @router.get("/demo", response_class=HTMLResponse)
+    async def demo(details: int = 0, incident: str | None = None) -> HTMLResponse:
+        """The demo page of the browser try-it (see computer_use.py)."""
+        return HTMLResponse(demo_page(bool(details), incident))
 
     @router.post("/reset")
     async def reset() -> dict[str, str]:

@@ -8,12 +8,15 @@ not; `stream_error` and `reset_mid_body` then shape how a completion's body is c
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.fake_upstream import computer_use
 from app.fake_upstream.dialect import Dialect, as_dict, dumps
 from app.fake_upstream.faults import WireResponse, chunk_body, malformed, pause
 from app.fake_upstream.records import RequestLog
@@ -30,10 +33,12 @@ class FakeState:
 
     scripts: ScriptBook = field(default_factory=ScriptBook)
     log: RequestLog = field(default_factory=RequestLog)
+    screens: list[computer_use.ScreenRecord] = field(default_factory=list)
 
     def reset(self) -> None:
         self.scripts.clear()
         self.log.clear()
+        self.screens.clear()
 
 
 async def _read_json(request: Request) -> tuple[Any, bool]:
@@ -67,7 +72,21 @@ async def serve(
             content_length=True,
             headers={dialect.request_id_header: request_id},
         )
-    step = state.scripts.take(model) or Step()
+    default: Callable[[], Step] = Step
+    if computer_use.is_computer_use(body):
+        records, unfit = computer_use.check(body, model)
+        if unfit is not None:
+            payload = dumps(dialect.error_body(400, ErrorSpec(message=unfit), None, request_id))
+            return WireResponse(
+                [payload],
+                status_code=400,
+                content_length=True,
+                headers={dialect.request_id_header: request_id},
+            )
+        state.screens.extend(records)
+        base = str(request.base_url)
+        default = partial(computer_use.default_step, body, base)
+    step = state.scripts.take(model) or default()
     if not await pause(request, step.latency_s):
         return Response(status_code=499)  # the client left; nobody will read this
     streaming = bool(as_dict(body).get("stream")) if stream is None else stream

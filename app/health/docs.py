@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse
 
 from app.agents.kinds.claude_code.availability import unavailable_reason
 from app.core.config import Settings
-from app.state import AuthDep
+from app.core.deps import AuthDep
 
 
 def _state_limits(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:

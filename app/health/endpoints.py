@@ -2,34 +2,46 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
+from starlette.requests import HTTPConnection
 
-from app.core.errors import DEFAULT_RETRY_AFTER_S
+from app.core.deps import AuthDep, MetricsDep, SettingsDep, provided
 from app.core.openapi import problems
 from app.core.security import check_request
-from app.state import AuthDep, StateDep
-from app.store.engine import ping
+from app.health.checks import Readiness
 
 router = APIRouter(tags=["health"])
 
+RETRY_AFTER_S = "5"
 
-class Readiness(BaseModel):
+
+class ReadyBody(BaseModel):
+    """What /ready answers; further fields describe the store's writes."""
+
+    model_config = ConfigDict(extra="allow")
+
     status: Literal["ready", "not_ready"]
     checks: dict[str, str]
     reasons: list[str]
 
 
 _NOT_READY = {
-    "model": Readiness,
+    "model": ReadyBody,
     "description": "Not ready: `reasons` says why; retry after `Retry-After` seconds",
     "headers": problems(503)[503]["headers"],
 }
+
+
+async def get_readiness(conn: HTTPConnection) -> Readiness:
+    return provided(conn, "readiness", Readiness)
+
+
+ReadinessDep = Annotated[Readiness, Depends(get_readiness)]
 
 
 @router.get("/health")
@@ -41,29 +53,23 @@ async def health() -> dict[str, str]:
 @router.get(
     "/ready",
     dependencies=[AuthDep],
-    response_model=Readiness,
+    response_model=ReadyBody,
     responses={**problems(401), 503: _NOT_READY},
 )
-async def ready(state: StateDep) -> JSONResponse:
-    """Able to take work: store reachable and not draining (503 with reasons otherwise)."""
-    reasons: list[str] = []
-    checks: dict[str, str] = {}
-    try:
-        async with asyncio.timeout(2.0):
-            await ping(state.engine)
-        checks["store"] = "ok"
-    except Exception as exc:  # any failure to reach the store means "not ready"
-        checks["store"] = "unreachable"
-        reasons.append(f"store unreachable: {type(exc).__name__}")
-    checks["draining"] = "yes" if state.manager.draining else "no"
-    if state.manager.draining:
-        reasons.append("draining: the service is shutting down")
-    ok = not reasons
-    body = Readiness(status="ready" if ok else "not_ready", checks=checks, reasons=reasons)
-    if ok:
-        return JSONResponse(body.model_dump())
-    retry = {"Retry-After": str(DEFAULT_RETRY_AFTER_S[503])}
-    return JSONResponse(body.model_dump(), status_code=503, headers=retry)
+async def ready(readiness: ReadinessDep) -> JSONResponse:
+    """Able to take work: every dependency reachable (the store — `postgres` or `store` for
+    SQLite — and `redis` when replicas share one) and not draining; 503 with the reasons and
+    Retry-After otherwise."""
+    report = await readiness.report()
+    body: dict[str, object] = {
+        "status": "ready" if report.ready else "not_ready",
+        "checks": report.checks,
+        "reasons": report.reasons,
+        **report.details,
+    }
+    if report.ready:
+        return JSONResponse(body)
+    return JSONResponse(body, status_code=503, headers={"Retry-After": RETRY_AFTER_S})
 
 
 @router.get(
@@ -74,7 +80,7 @@ async def ready(state: StateDep) -> JSONResponse:
         **problems(401),
     },
 )
-async def metrics(request: Request, state: StateDep) -> Response:
-    if state.settings.metrics_require_auth:
-        check_request(state.settings, request)
-    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request, settings: SettingsDep, registry: MetricsDep) -> Response:
+    if settings.metrics_require_auth:
+        check_request(settings, request)
+    return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)

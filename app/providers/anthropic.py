@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
-
 from app.providers.anthropic_stream import stream_messages
 from app.providers.anthropic_wire import (
     MESSAGES_PATH,
@@ -20,7 +18,7 @@ from app.providers.anthropic_wire import (
     request_json,
 )
 from app.providers.base import Completion, CompletionRequest, StreamEvent
-from app.providers.http import bounded, parse_json, translate_transport_errors
+from app.providers.http import HttpClient, parse_json, translate_transport_errors
 
 __all__ = ["AnthropicProvider"]
 
@@ -28,7 +26,7 @@ __all__ = ["AnthropicProvider"]
 class AnthropicProvider:
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: HttpClient,
         *,
         api_key: str | None,
         name: str = "anthropic",
@@ -48,8 +46,7 @@ class AnthropicProvider:
     async def complete(self, request: CompletionRequest, *, timeout_s: float | None) -> Completion:
         body = self._body(request, stream=False)
         with translate_transport_errors(self.name):
-            async with bounded(timeout_s):
-                response = await self._client.post(MESSAGES_PATH, json=body, headers=self._headers)
+            response = await self._client.post(MESSAGES_PATH, json=body, headers=self._headers)
         request_id = response.headers.get("request-id")
         if response.status_code >= 400:
             raise error_from_response(
@@ -64,7 +61,6 @@ class AnthropicProvider:
         body = self._body(request, stream=True)
         with translate_transport_errors(self.name):
             async with (
-                bounded(timeout_s),
                 self._client.stream(
                     "POST", MESSAGES_PATH, json=body, headers=self._headers
                 ) as response,

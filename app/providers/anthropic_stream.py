@@ -14,8 +14,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from app.providers import errors as pe
 from app.providers.anthropic_wire import (
     error_from_body,
@@ -25,7 +23,7 @@ from app.providers.anthropic_wire import (
     tool_call,
 )
 from app.providers.base import Completion, StreamDone, StreamEvent, TextDelta, ToolCall, Usage
-from app.providers.http import iter_sse, parse_json
+from app.providers.http import HttpStream, iter_sse, parse_json
 
 
 @dataclass(slots=True)
@@ -119,7 +117,7 @@ class MessageStream:
 
 
 async def stream_messages(
-    provider: str, response: httpx.Response, model: str
+    provider: str, response: HttpStream, model: str
 ) -> AsyncIterator[StreamEvent]:
     """Read one streaming response to the end: TextDelta per text piece, then StreamDone."""
     request_id = response.headers.get("request-id")

@@ -18,8 +18,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from app.providers import errors as pe
 from app.providers.base import (
     Completion,
@@ -189,7 +187,7 @@ def error_from_body(
     status: int | None,
     body: Any,
     *,
-    headers: httpx.Headers | None = None,
+    headers: Mapping[str, str] | None = None,
     fallback_text: str = "",
 ) -> pe.ProviderError:
     """Map `{"type":"error","error":{"type","message"},"request_id"}` (HTTP or SSE) to our tree.
@@ -226,7 +224,7 @@ def error_from_body(
 
 
 def error_from_response(
-    provider: str, status: int, headers: httpx.Headers, text: str
+    provider: str, status: int, headers: Mapping[str, str], text: str
 ) -> pe.ProviderError:
     body = json_or_none(text)
     return error_from_body(provider, status, body, headers=headers, fallback_text=text)

@@ -25,6 +25,14 @@ class ToolCall:
 
 
 @dataclass(frozen=True, slots=True)
+class InlineImage:
+    """Raw image bytes sent inline with a tool result (the wire encodes them)."""
+
+    mime_type: str
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     role: Role
     content: str | None = None
@@ -32,6 +40,9 @@ class Message:
     tool_call_id: str | None = None  # role="tool": which call this answers
     tool_name: str | None = None  # role="tool": the called function (Gemini needs it)
     is_error: bool = False  # role="tool": the tool failed
+    # role="tool", where the wire has room for them (Gemini; other wires send `content`):
+    result: Mapping[str, Any] | None = None  # the result as a JSON object instead of text
+    images: tuple[InlineImage, ...] = ()  # images returned with the result (screenshots)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +50,15 @@ class ToolSpec:
     name: str
     description: str
     parameters: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ComputerUse:
+    """The vendor's predefined computer-use tool (Gemini's `computerUse`): the model answers
+    with UI actions (`click_at`, `navigate`, ...) as ordinary tool calls."""
+
+    environment: Literal["browser"] = "browser"
+    excluded_actions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +92,7 @@ class CompletionRequest:
     model: str
     messages: Sequence[Message]
     tools: Sequence[ToolSpec] = ()
+    computer_use: ComputerUse | None = None  # Gemini only; the `browser` kind requires it
     tool_choice: Literal["auto", "none", "required"] | None = None
     max_output_tokens: int | None = None
     temperature: float | None = None

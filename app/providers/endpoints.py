@@ -1,4 +1,8 @@
-"""Provider routes: what is configured, breaker and bulkhead state, and breaker control."""
+"""Provider routes: what is configured, breaker and bulkhead state, and breaker control.
+
+Breakers are per replica: `GET /v1/providers` shows the breakers of the replica that answers
+(named in `replica`); a breaker command is applied on every replica (`BreakerControl`).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,11 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.config import MODEL_PATTERN
+from app.core.deps import AuthDep
 from app.core.errors import NotFound
 from app.core.openapi import problems
+from app.providers.deps import BreakerControlDep, GatewayDep
 from app.providers.gateway import BreakerAction
-from app.state import AuthDep, GatewayDep
 
 router = APIRouter(
     prefix="/v1", dependencies=[AuthDep], tags=["providers"], responses=problems(401)
@@ -26,7 +31,8 @@ class BreakerCommand(BaseModel):
 
     action: BreakerAction = Field(
         description="reset: closed, window cleared; force_open: reject every call; "
-        "disable: let every call through. force_open/disable hold until reset."
+        "disable: let every call through. force_open/disable hold until reset. "
+        "Applied on every replica."
     )
     model: str | None = Field(
         None,
@@ -42,20 +48,20 @@ def _plain(value: Any) -> Any:
 
 
 @router.get("/providers")
-async def list_providers(gateway: GatewayDep) -> dict[str, Any]:
+async def list_providers(gateway: GatewayDep, control: BreakerControlDep) -> dict[str, Any]:
     providers = []
     for entry in gateway.status():
         entry["breakers"] = [_plain(b) for b in entry["breakers"]]
         entry["retry_budget"] = _plain(entry["retry_budget"])
         providers.append(entry)
-    return {"providers": providers}
+    return {"replica": control.replica_id, "providers": providers}
 
 
 @router.post("/providers/{name}/breaker", responses=problems(400, 404, 413, 422))
 async def control_breaker(
-    name: ProviderName, command: BreakerCommand, gateway: GatewayDep
+    name: ProviderName, command: BreakerCommand, gateway: GatewayDep, control: BreakerControlDep
 ) -> dict[str, Any]:
     if name not in gateway.providers:
         raise NotFound(f"no provider named {name!r}", known=gateway.names)
-    changed = gateway.act_on_breakers(name, command.action, command.model)
-    return {"breakers": [_plain(b.snapshot()) for b in changed]}
+    changed = await control.act(name, command.action, command.model)
+    return {"replica": control.replica_id, "breakers": [_plain(b.snapshot()) for b in changed]}

@@ -13,8 +13,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from app.providers import errors as pe
 from app.providers.base import Completion, CompletionRequest, StreamDone, StreamEvent, TextDelta
 from app.providers.gemini_errors import error_from_body, error_from_response, error_object
@@ -27,7 +25,7 @@ from app.providers.gemini_wire import (
     request_json,
     visible_text,
 )
-from app.providers.http import bounded, iter_sse, parse_json, translate_transport_errors
+from app.providers.http import HttpClient, iter_sse, parse_json, translate_transport_errors
 
 __all__ = ["GeminiProvider"]
 
@@ -87,7 +85,7 @@ class GeminiStream:
 class GeminiProvider:
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: HttpClient,
         *,
         api_key: str | None,
         name: str = "gemini",
@@ -101,10 +99,9 @@ class GeminiProvider:
     async def complete(self, request: CompletionRequest, *, timeout_s: float | None) -> Completion:
         path = model_path(self._api_version, request.model, "generateContent")
         with translate_transport_errors(self.name):
-            async with bounded(timeout_s):
-                response = await self._client.post(
-                    path, json=request_json(request), headers=self._headers
-                )
+            response = await self._client.post(
+                path, json=request_json(request), headers=self._headers
+            )
         if response.status_code >= 400:
             raise error_from_response(
                 self.name, response.status_code, response.headers, response.text
@@ -119,7 +116,6 @@ class GeminiProvider:
         state = GeminiStream(self.name, request.model)
         with translate_transport_errors(self.name):
             async with (
-                bounded(timeout_s),
                 self._client.stream(
                     "POST",
                     path,

@@ -16,8 +16,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from app.providers import errors as pe
 from app.providers.http import json_or_none
 
@@ -97,7 +95,7 @@ def error_from_body(
     status: int | None,
     body: Any,
     *,
-    headers: httpx.Headers | None = None,
+    headers: Mapping[str, str] | None = None,
     fallback_text: str = "",
 ) -> pe.ProviderError:
     """Map a google.rpc.Status body; `status=None` (an error inside a 200 stream) uses its code."""
@@ -126,7 +124,7 @@ def error_from_body(
 
 
 def error_from_response(
-    provider: str, status: int, headers: httpx.Headers, text: str
+    provider: str, status: int, headers: Mapping[str, str], text: str
 ) -> pe.ProviderError:
     body = json_or_none(text)
     return error_from_body(provider, status, body, headers=headers, fallback_text=text)

@@ -4,6 +4,11 @@
     with `functionCall` parts; role="tool" → `functionResponse` parts in a "user" turn
     (consecutive results share one turn, as parallel calls require). A functionResponse needs
     the function name: `Message.tool_name`, else the name of the call it answers.
+  - A tool result with `Message.result` sends that object as the `response` (else
+    `{"result"|"error": content}`); its `Message.images` travel as `inlineData` parts inside
+    the functionResponse (base64), as computer use requires for screenshots.
+  - `CompletionRequest.computer_use` adds the predefined `computerUse` tool
+    (`ENVIRONMENT_BROWSER`) next to any function declarations.
   - A functionCall part's `thoughtSignature` is kept in `ToolCall.extra` and sent back on the
     same part, unchanged (required by Gemini 3 for function calling).
   - Tool call ids: the part's `id` when Gemini sends one; otherwise a stable id derived from
@@ -16,6 +21,7 @@ Errors are mapped in `app.providers.gemini_errors`.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,6 +31,7 @@ from app.providers import errors as pe
 from app.providers.base import (
     Completion,
     CompletionRequest,
+    ComputerUse,
     FinishReason,
     Message,
     ToolCall,
@@ -47,6 +54,7 @@ FINISH: dict[str, FinishReason] = {
 }
 
 _MODE = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
+_ENVIRONMENT = {"browser": "ENVIRONMENT_BROWSER"}
 
 
 def model_path(api_version: str, model: str, method: str) -> str:
@@ -67,11 +75,44 @@ def _call_part(call: ToolCall) -> dict[str, Any]:
 def _response_part(message: Message, calls: Mapping[str, ToolCall]) -> dict[str, Any]:
     answered = calls.get(message.tool_call_id or "")
     name = message.tool_name or (answered.name if answered else "")
-    key = "error" if message.is_error else "result"
-    fn: dict[str, Any] = {"name": name, "response": {key: message.content or ""}}
+    if message.result is not None:
+        response = dict(message.result)
+    else:
+        response = {"error" if message.is_error else "result": message.content or ""}
+    fn: dict[str, Any] = {"name": name, "response": response}
     if message.tool_call_id and not message.tool_call_id.startswith(SYNTHETIC_ID_PREFIX):
         fn["id"] = message.tool_call_id
+    if message.images:
+        fn["parts"] = [
+            {
+                "inlineData": {
+                    "mimeType": image.mime_type,
+                    "data": base64.b64encode(image.data).decode("ascii"),
+                }
+            }
+            for image in message.images
+        ]
     return {"functionResponse": fn}
+
+
+def _tools(request: CompletionRequest) -> list[dict[str, Any]]:
+    tools: list[dict[str, Any]] = []
+    if request.computer_use is not None:
+        tools.append({"computerUse": _computer_use(request.computer_use)})
+    if request.tools:
+        declarations = [
+            {"name": t.name, "description": t.description, "parameters": dict(t.parameters)}
+            for t in request.tools
+        ]
+        tools.append({"functionDeclarations": declarations})
+    return tools
+
+
+def _computer_use(tool: ComputerUse) -> dict[str, Any]:
+    spec: dict[str, Any] = {"environment": _ENVIRONMENT[tool.environment]}
+    if tool.excluded_actions:
+        spec["excludedPredefinedFunctions"] = list(tool.excluded_actions)
+    return spec
 
 
 def _turn(message: Message, calls: Mapping[str, ToolCall]) -> tuple[str, list[dict[str, Any]]]:
@@ -100,15 +141,9 @@ def request_json(request: CompletionRequest) -> dict[str, Any]:
     body: dict[str, Any] = {"contents": contents}
     if system:
         body["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
-    if request.tools:
-        body["tools"] = [
-            {
-                "functionDeclarations": [
-                    {"name": t.name, "description": t.description, "parameters": dict(t.parameters)}
-                    for t in request.tools
-                ]
-            }
-        ]
+    tools = _tools(request)
+    if tools:
+        body["tools"] = tools
         if request.tool_choice:
             body["toolConfig"] = {"functionCallingConfig": {"mode": _MODE[request.tool_choice]}}
     generation: dict[str, Any] = {}

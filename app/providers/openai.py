@@ -7,10 +7,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
-
-import httpx
 
 from app.providers import errors as pe
 from app.providers.base import (
@@ -24,7 +22,7 @@ from app.providers.base import (
     ToolCall,
     Usage,
 )
-from app.providers.http import bounded, iter_sse, parse_json, translate_transport_errors
+from app.providers.http import HttpClient, iter_sse, parse_json, translate_transport_errors
 
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
@@ -131,7 +129,7 @@ def parse_completion(data: Any, request_id: str | None, provider: str) -> Comple
 
 
 def error_from_response(
-    provider: str, status: int, headers: httpx.Headers, text: str
+    provider: str, status: int, headers: Mapping[str, str], text: str
 ) -> pe.ProviderError:
     request_id = headers.get("x-request-id")
     message, code = text[:500], None
@@ -160,9 +158,7 @@ def error_from_response(
 
 
 class OpenAIProvider:
-    def __init__(
-        self, client: httpx.AsyncClient, *, api_key: str | None, name: str = "openai"
-    ) -> None:
+    def __init__(self, client: HttpClient, *, api_key: str | None, name: str = "openai") -> None:
         self.name = name
         self._client = client
         self._headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
@@ -170,10 +166,9 @@ class OpenAIProvider:
     async def complete(self, request: CompletionRequest, *, timeout_s: float | None) -> Completion:
         body = request_json(request, stream=False)
         with translate_transport_errors(self.name):
-            async with bounded(timeout_s):
-                response = await self._client.post(
-                    "/chat/completions", json=body, headers=self._headers
-                )
+            response = await self._client.post(
+                "/chat/completions", json=body, headers=self._headers
+            )
         request_id = response.headers.get("x-request-id")
         if response.status_code >= 400:
             raise error_from_response(
@@ -192,7 +187,6 @@ class OpenAIProvider:
         usage, finish, model = Usage(), None, request.model
         with translate_transport_errors(self.name):
             async with (
-                bounded(timeout_s),
                 self._client.stream(
                     "POST", "/chat/completions", json=body, headers=self._headers
                 ) as response,

@@ -1,4 +1,4 @@
-"""Build the configured providers once, each with its own pooled httpx client.
+"""Build the configured providers once, each with its own pooled HTTP client (aiohttp).
 
 A vendor whose API key is not set, at its official base URL, becomes a `MissingKeyProvider`:
 every call fails at once with `NotConfigured` naming the variable to set, instead of a round
@@ -11,20 +11,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
-import httpx
-
 from app.core.config import Settings, env_name
 from app.providers.anthropic import AnthropicProvider
 from app.providers.base import Completion, CompletionRequest, Provider, StreamEvent
 from app.providers.errors import NotConfigured
 from app.providers.gemini import GeminiProvider
-from app.providers.http import make_client
+from app.providers.http import HttpClient, make_client
 from app.providers.openai import OpenAIProvider
 from app.resilience.timeouts import Timeouts
 
 PROVIDER_NAMES = ("openai", "anthropic", "gemini")
 
-_Factory = Callable[[httpx.AsyncClient, str | None], Provider]
+_Factory = Callable[[HttpClient, str | None], Provider]
 
 _FACTORIES: dict[str, _Factory] = {
     "openai": lambda client, key: OpenAIProvider(client, api_key=key),

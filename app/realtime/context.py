@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from app.agents.service import AgentManager
-from app.agents.usage import UsageLedger
+from app.agents.usage import UsageAccounting
 from app.core.config import Settings
 from app.core.metrics import Metrics
 from app.events.hub import Hub
 from app.events.service import EventBus
-from app.providers.pricing import PriceTable
 from app.realtime.protocol import MAX_TEXT_CHARS
 from app.realtime.upstream import PROVIDER
 from app.realtime.usage import RealtimeUsage
@@ -63,8 +62,7 @@ class SessionContext:
     bus: EventBus
     hub: Hub
     manager: AgentManager
-    prices: PriceTable
-    usage: UsageLedger
+    usage: UsageAccounting
     instructions: str
     tool_names: frozenset[str]
     _background: set[asyncio.Future[Any]] = field(default_factory=set)
@@ -114,12 +112,8 @@ class SessionContext:
         total = usage.total
         if total.total_tokens == 0:
             return 0.0
-        cost = usage.cost(self.prices, self.model)
-        label = self.metrics.model_label(self.model)
-        self.metrics.llm_tokens.labels(PROVIDER, label, "input").inc(total.input_tokens)
-        self.metrics.llm_tokens.labels(PROVIDER, label, "output").inc(total.output_tokens)
-        self.metrics.llm_cost.labels(PROVIDER, label).inc(cost)
-        self.usage.record(PROVIDER, self.model, total, cost)  # stored by the ledger's flush
+        cost = usage.cost(self.usage.prices, self.model)
+        self.usage.record(PROVIDER, self.model, total, cost)
         return cost
 
     def keep(self, future: asyncio.Future[Any]) -> None:

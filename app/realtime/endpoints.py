@@ -11,20 +11,19 @@ import contextlib
 
 from fastapi import APIRouter, WebSocket, status
 
+from app.core.deps import MetricsDep, SettingsDep, provided
 from app.core.security import refuse_unauthorized, websocket_subprotocol
 from app.realtime import protocol as p
 from app.realtime.service import MODALITIES, RealtimeService
-from app.state import State
 
 router = APIRouter(prefix="/v1", tags=["realtime"])
 
 
 @router.websocket("/realtime")
-async def realtime(websocket: WebSocket) -> None:
-    state: State = websocket.app.state.bigthree
-    if await refuse_unauthorized(state.settings, websocket):
+async def realtime(websocket: WebSocket, settings: SettingsDep, metrics: MetricsDep) -> None:
+    if await refuse_unauthorized(settings, websocket):
         return
-    service: RealtimeService = websocket.app.state.realtime
+    service = provided(websocket, "realtime", RealtimeService)
     await websocket.accept(subprotocol=websocket_subprotocol(websocket))
     modality = websocket.query_params.get("modality", "audio")
     if modality not in MODALITIES:
@@ -33,7 +32,7 @@ async def realtime(websocket: WebSocket) -> None:
             await websocket.send_json(p.error_frame("validation_error", message))
             await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=message)
         return
-    gauge = state.metrics.ws_connections.labels("realtime")
+    gauge = metrics.ws_connections.labels("realtime")
     gauge.inc()
     try:
         await service.serve(websocket, modality)

@@ -9,9 +9,8 @@ import structlog
 from fastapi import WebSocket
 
 from app.agents.toolset import OrchestratorToolset
-from app.agents.usage import UsageLedger
+from app.agents.usage import UsageAccounting
 from app.providers.errors import ProviderError
-from app.providers.pricing import PriceTable
 from app.realtime import protocol as p
 from app.realtime.context import SessionContext, load_instructions
 from app.realtime.session import RealtimeSession
@@ -25,7 +24,7 @@ MODALITIES = ("audio", "text")
 
 
 class RealtimeService:
-    def __init__(self, state: State, usage: UsageLedger) -> None:
+    def __init__(self, state: State, usage: UsageAccounting) -> None:
         settings = state.settings
         self._state = state
         self.url = realtime_url(settings)
@@ -37,7 +36,6 @@ class RealtimeService:
             bus=state.bus,
             hub=state.hub,
             manager=state.manager,
-            prices=PriceTable.load(settings.pricing_file),
             usage=usage,
             instructions=load_instructions(settings.realtime_instructions_file),
             tool_names=names,

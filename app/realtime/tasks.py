@@ -18,7 +18,7 @@ from app.agents.schemas import Task
 from app.agents.service import AgentManager
 from app.core.errors import AppError
 from app.events.hub import GOING_AWAY, Hub, Subscription
-from app.events.schemas import Event, EventFilter
+from app.events.schemas import EventFilter, LiveEvent
 
 log = structlog.get_logger(__name__)
 
@@ -63,7 +63,7 @@ class TaskWatcher:
             await self._seen(event)
         return sub.close_code or GOING_AWAY
 
-    async def _seen(self, event: Event) -> None:
+    async def _seen(self, event: LiveEvent) -> None:
         if event.type in TERMINAL_EVENTS and event.task_id in self._watched:
             await self._check(event.task_id)
 

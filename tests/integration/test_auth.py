@@ -13,7 +13,7 @@ from tests.conftest import AUTH_KEY, CORS_ORIGIN, provider_env
 from tests.support.procs import BIGTHREE, start_service
 
 OPEN = {"/health", "/metrics"}
-SAMPLE_PARAMS = {"name": "a1", "task_id": "abc123", "path": "notes.txt"}
+SAMPLE_PARAMS = {"name": "a1", "task_id": "abc123", "path": "notes.txt", "artifact_id": "def456"}
 SAMPLE_BODIES = {
     "/v1/agents": {"name": "a1", "model": "m"},
     "/v1/agents/{name}/tasks": {"prompt": "x"},

@@ -12,13 +12,15 @@ import zipfile
 from pathlib import Path
 from typing import Any, cast
 
+import httpx
 import pytest
 import yaml
 
-from app.agents.telemetry import GatewayCollector
 from app.core.config import Settings
-from app.core.metrics import Metrics
+from app.core.metrics import GatewayCollector, Metrics
 from app.providers.gateway import ProviderGateway
+from tests.conftest import unique
+from tests.support.api import open_events, recv_until, submit
 from tests.support.monitoring import (
     ROOT,
     alert_rules,
@@ -29,6 +31,7 @@ from tests.support.monitoring import (
     running_prometheus,
     substitute,
 )
+from tests.support.procs import Proc, free_port, wait_until
 
 EXPECTED_ALERTS = {
     "ServiceDown",
@@ -38,6 +41,7 @@ EXPECTED_ALERTS = {
     "RetryRateSpike",
     "TaskFailureRatio",
     "EventStreamDrops",
+    "BrowserPagesAtCap",
 }
 # metrics prometheus-fastapi-instrumentator exports by default
 HTTP_METRICS = {
@@ -96,7 +100,7 @@ def test_alert_rule_unit_tests_pass() -> None:
 
 
 def test_alerts_are_the_expected_set_with_annotations() -> None:
-    """The seven alerts exist, each with a severity, a summary and a runbook description."""
+    """The eight alerts exist, each with a severity, a summary and a runbook description."""
     rules = alert_rules()
     assert {rule["alert"] for rule in rules} == EXPECTED_ALERTS
     for rule in rules:
@@ -118,11 +122,14 @@ def test_every_alert_is_tested_firing_and_silent() -> None:
 
 
 def test_prometheus_scrapes_the_compose_service_and_loads_the_rules() -> None:
-    """prometheus.yml scrapes bigthree:8000 and itself every 15 s and loads alerts.yml."""
+    """prometheus.yml scrapes bigthree:8000, every container of the scale-out `replica`
+    service (Docker DNS) and itself every 15 s, and loads alerts.yml."""
     config = yaml.safe_load((ROOT / "prometheus.yml").read_text())
     assert config["global"]["scrape_interval"] == "15s"
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert jobs["bigthree"]["static_configs"][0]["targets"] == ["bigthree:8000"]
+    (replicas,) = jobs["bigthree"]["dns_sd_configs"]
+    assert (replicas["names"], replicas["type"], replicas["port"]) == (["replica"], "A", 8000)
     assert jobs["bigthree"].get("metrics_path", "/metrics") == "/metrics"
     assert "prometheus" in jobs
     assert config["rule_files"] == ["prometheus/alerts.yml"]
@@ -236,9 +243,9 @@ def compose_config(tmp_path: Path, *profile: str) -> dict[str, Any]:
 
 
 def test_compose_file_is_valid(tmp_path: Path) -> None:
-    """docker compose validates the file with and without the monitoring profile."""
+    """docker compose validates the file with and without the monitoring and scale profiles."""
     project = compose_project(tmp_path)
-    for profile in ([], ["--profile", "monitoring"]):
+    for profile in ([], ["--profile", "monitoring"], ["--profile", "scale"]):
         result = compose(project, *profile, "config", "--quiet")
         assert result.returncode == 0, result.stderr
 
@@ -295,6 +302,39 @@ def test_compose_monitoring_profile_contract(tmp_path: Path) -> None:
     assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == COMPOSE_PASSWORD
 
 
+def test_compose_scale_profile_contract(tmp_path: Path) -> None:
+    """Profile `scale`: PostgreSQL and Redis with healthchecks, more replicas of the same
+    image behind nginx (loopback :8080, the repository's nginx.conf), every replica in the
+    `bigthree-pool` alias nginx balances over and started only once the stores are healthy."""
+    project = str(tmp_path / "project")
+    services = compose_config(tmp_path, "--profile", "scale")["services"]
+    assert set(services) == {"bigthree", "replica", "postgres", "redis", "lb"}
+    for name in ("replica", "postgres", "redis", "lb"):
+        assert services[name]["profiles"] == ["scale"], name
+        assert services[name]["healthcheck"]["test"], name
+        assert services[name]["restart"] == "unless-stopped", name
+    assert "pg_isready" in services["postgres"]["healthcheck"]["test"]
+    assert "ping" in services["redis"]["healthcheck"]["test"]
+    assert any(v["target"] == "/var/lib/postgresql/data" for v in services["postgres"]["volumes"])
+    replica, single = services["replica"], services["bigthree"]
+    assert replica["deploy"]["replicas"] >= 2 and not replica.get("ports")
+    assert replica["image"] == single["image"]
+    assert replica["environment"]["BIGTHREE_API_KEYS"] == "test-key-0123456789abcdef"  # .env
+    assert replica["stop_grace_period"] == single["stop_grace_period"]
+    for service in (replica, single):
+        assert service["networks"]["default"]["aliases"] == ["bigthree-pool"]
+    for store in ("postgres", "redis"):
+        assert replica["depends_on"][store]["condition"] == "service_healthy"
+        # the single service waits for them too, but only where the profile is on
+        assert single["depends_on"][store]["condition"] == "service_healthy"
+        assert single["depends_on"][store]["required"] is False
+    lb = services["lb"]
+    (port,) = lb["ports"]
+    assert (port["host_ip"], port["published"], port["target"]) == ("127.0.0.1", "8080", 8080)
+    assert container_path_to_repo(lb, "/etc/nginx/nginx.conf", project) == NGINX_CONF
+    assert "bigthree-pool:8000" in NGINX_CONF.read_text()
+
+
 def container_path_to_repo(service: dict[str, Any], container_path: str, project: str) -> Path:
     """The repository file a bind mount places at `container_path` inside the container."""
     for mount in service["volumes"]:
@@ -340,6 +380,78 @@ def test_grafana_datasource_points_at_the_compose_prometheus(tmp_path: Path) -> 
     assert source["url"] == "http://prometheus:9090"
     services = compose_config(tmp_path, "--profile", "monitoring")["services"]
     assert "--web.listen-address=:9090" in services["prometheus"]["command"]
+
+
+# ---- nginx (scale-out load balancer) -------------------------------------------------------
+
+NGINX_CONF = ROOT / "deploy" / "nginx.conf"
+
+
+def nginx() -> str:
+    return require_tool("nginx", "apt-get install -y nginx")
+
+
+def test_nginx_config_is_valid(tmp_path: Path) -> None:
+    """`nginx -t` (Debian's nginx) accepts deploy/nginx.conf."""
+    result = run([nginx(), "-t", "-c", str(NGINX_CONF), "-p", f"{tmp_path}/", "-e", "stderr"])
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
+
+
+def test_nginx_checker_rejects_a_broken_config(tmp_path: Path) -> None:
+    """The checker is real: a misspelt directive fails `nginx -t`."""
+    broken = tmp_path / "nginx.conf"
+    broken.write_text(NGINX_CONF.read_text().replace("proxy_read_timeout", "proxy_reed_timeout"))
+    result = run([nginx(), "-t", "-c", str(broken), "-p", f"{tmp_path}/", "-e", "stderr"])
+    assert result.returncode != 0
+    assert "proxy_reed_timeout" in result.stderr
+
+
+def test_nginx_config_proxies_http_and_websockets(tmp_path: Path, service: Proc) -> None:
+    """The repository's nginx.conf, run by a real nginx in front of a real service (only the
+    pool and the port changed): REST calls pass with their request ids, the event stream's
+    WebSocket upgrade goes through and delivers live events."""
+    port = free_port()
+    text = NGINX_CONF.read_text()
+    assert "set $pool bigthree-pool:8000;" in text and "listen 8080;" in text
+    text = (
+        text.replace("set $pool bigthree-pool:8000;", "set $pool testpool;")
+        .replace("listen 8080;", f"listen 127.0.0.1:{port};")
+        .replace("pid /tmp/nginx.pid;", f"pid {tmp_path}/nginx.pid;")
+        .replace("http {", "http {\n    upstream testpool { server " + service.url[7:] + "; }", 1)
+    )
+    config = tmp_path / "nginx.conf"
+    config.write_text(text)
+    proc = subprocess.Popen(
+        [nginx(), "-c", str(config), "-p", f"{tmp_path}/", "-e", "stderr", "-g", "daemon off;"],
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _answers(base + "/health"), what="nginx to proxy /health")
+        with httpx.Client(base_url=base, timeout=10) as http:
+            name = unique("via-nginx")
+            created = http.post(
+                "/v1/agents",
+                json={"name": name, "provider": "openai", "model": "gpt-4o-mini"},
+                headers={"x-request-id": "through-the-lb"},
+            )
+            assert created.status_code == 201, created.text
+            assert created.headers["x-request-id"] == "through-the-lb"
+            with open_events(base, agent=name) as ws:
+                task = submit(http, name, "hello through nginx")
+                events = recv_until(ws, lambda e: e["type"].startswith("task.s"))
+            assert events[-1] == {**events[-1], "type": "task.succeeded", "task_id": task["id"]}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 # ---- Grafana dashboard -------------------------------------------------------------------

@@ -16,7 +16,10 @@ from app.core.metrics import Metrics
 from app.events.hub import Hub
 from app.events.repository import EventRepository
 from app.events.service import EventBus
+from app.store.engine import sqlite_path
 from app.store.migrations import migrate
+from app.store.sqlite_backend import SQLiteWriteBackend
+from app.store.writer import StoreWriter
 
 
 class StubLLM:
@@ -44,18 +47,27 @@ async def running_manager(
     engine: AsyncEngine,
     runners: Mapping[str, AgentKindRunner],
     metrics: Metrics | None = None,
+    busy_timeout_ms: int = 5000,
 ) -> AsyncIterator[AgentManager]:
     """A started manager on `engine` (migrated here); shut down and disposed on exit."""
     await migrate(engine)
-    bus = EventBus(EventRepository(engine), Hub(100))
-    await bus.start()
+    path = sqlite_path(str(engine.url))
+    assert path is not None, "a SQLite file"
+    metrics = metrics or Metrics()
+    writer = StoreWriter(
+        SQLiteWriteBackend(path, busy_timeout_ms=busy_timeout_ms),
+        on_retry=lambda operation: metrics.store_write_retries.labels(operation).inc(),
+    )
+    await writer.start()
+    bus = EventBus(writer, EventRepository(engine), Hub(100))
     manager = AgentManager(
         settings=settings,
         agents=AgentRepository(engine),
         tasks=TaskRepository(engine),
+        writer=writer,
         bus=bus,
         llm=StubLLM(),  # type: ignore[arg-type]
-        metrics=metrics or Metrics(),
+        metrics=metrics,
         runners=runners,
     )
     await manager.start()
@@ -63,5 +75,5 @@ async def running_manager(
         yield manager
     finally:
         await manager.shutdown()
-        await bus.stop()
+        await writer.close(within_s=1.0)
         await engine.dispose()

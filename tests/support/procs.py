@@ -52,6 +52,20 @@ class Proc:
     def wait(self, timeout: float = 30.0) -> int:
         return self.popen.wait(timeout=timeout)
 
+    def wait_healthy(self, health_path: str = "/health", timeout: float = 30.0) -> None:
+        """Wait until the process answers `health_path` (fail with its log if it exits)."""
+        try:
+            wait_until(
+                lambda: self.popen.poll() is not None or _healthy(self.url + health_path),
+                timeout=timeout,
+                what=f"{self.popen.args} to become healthy",
+            )
+        except AssertionError:
+            self.stop()
+            raise AssertionError(f"process did not start:\n{self.logs()}") from None
+        if self.popen.poll() is not None:
+            raise AssertionError(f"process exited with {self.popen.returncode}:\n{self.logs()}")
+
     def stop(self) -> None:
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGTERM)
@@ -70,8 +84,15 @@ def _healthy(url: str) -> bool:
 
 
 def start_process(
-    args: list[str], *, url: str, health_path: str, env: Mapping[str, str], log_path: Path
+    args: list[str],
+    *,
+    url: str,
+    health_path: str,
+    env: Mapping[str, str],
+    log_path: Path,
+    wait: bool = True,
 ) -> Proc:
+    """Start `args`; unless `wait` is False, return once it answers `health_path`."""
     full_env = {**os.environ, **env}
     log = log_path.open("wb")
     # run from the test's temp dir so a developer's .env never leaks into a test
@@ -79,17 +100,8 @@ def start_process(
         args, env=full_env, stdout=log, stderr=subprocess.STDOUT, cwd=log_path.parent
     )
     proc = Proc(popen, url, log_path)
-    try:
-        wait_until(
-            lambda: popen.poll() is not None or _healthy(url + health_path),
-            timeout=30,
-            what=f"{args} to become healthy",
-        )
-    except AssertionError:
-        proc.stop()
-        raise AssertionError(f"process did not start:\n{proc.logs()}") from None
-    if popen.poll() is not None:
-        raise AssertionError(f"process exited with {popen.returncode}:\n{proc.logs()}")
+    if wait:
+        proc.wait_healthy(health_path)
     return proc
 
 
@@ -109,6 +121,8 @@ def start_service(
     env: Mapping[str, str] | None = None,
     data_dir: Path | None = None,
     port: int | None = None,
+    *,
+    wait: bool = True,
 ) -> Proc:
     """The service on 127.0.0.1 (`port`: a free one unless given, e.g. to restart in place)."""
     port = port or free_port()
@@ -133,6 +147,7 @@ def start_service(
         health_path="/health",
         env={**base_env, **(env or {})},
         log_path=tmp / f"service-{port}.log",
+        wait=wait,
     )
 
 

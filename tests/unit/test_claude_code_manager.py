@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 
 from app.agents.kinds import base
 from app.agents.kinds.claude_code import availability
@@ -14,7 +14,7 @@ from app.agents.schemas import Agent, AgentCreate, Task, TaskCreate, TaskState
 from app.core.config import Settings
 from app.core.errors import InvalidInput
 from app.store.engine import create_engine
-from app.store.migrations import MIGRATIONS, migrate
+from app.store.migrations import head_revision, upgrade_database
 from tests.support.manager import running_manager
 
 
@@ -97,18 +97,18 @@ async def test_session_id_and_options_survive_a_restart(
 
 
 async def test_an_older_database_gains_the_columns(tmp_path: Path) -> None:
-    """A database at the schema before `_claude_code` gets agents.options,
+    """A database at the revision before claude_code's (0004) gets agents.options,
     agents.session_id and tasks.new_session; existing tasks read new_session false."""
     s = settings(tmp_path)
-    engine = create_engine(s.resolved_database_url)
-    await migrate(engine)
-    version = next(i for i, m in enumerate(MIGRATIONS, 1) if m.__name__ == "_claude_code")
-    async with engine.begin() as conn:
-        await conn.execute(text("ALTER TABLE agents DROP COLUMN options"))
-        await conn.execute(text("ALTER TABLE agents DROP COLUMN session_id"))
-        await conn.execute(text("ALTER TABLE tasks DROP COLUMN new_session"))
-        await conn.execute(text("DELETE FROM schema_version WHERE version >= :v"), {"v": version})
-    assert await migrate(engine) == len(MIGRATIONS)
+    url = s.resolved_database_url
+    assert (await upgrade_database(url, "0004")).after == "0004"
+    engine = create_engine(url)
+    async with engine.connect() as conn:
+        agents = await conn.run_sync(
+            lambda c: {x["name"] for x in inspect(c).get_columns("agents")}
+        )
+    assert "options" not in agents
+    assert (await upgrade_database(url)).after == head_revision()
     async with engine.connect() as conn:
         agents = await conn.run_sync(
             lambda c: {x["name"] for x in inspect(c).get_columns("agents")}

@@ -41,7 +41,7 @@ async def test_keys_build_real_clients_with_their_base_urls() -> None:
         assert isinstance(providers["gemini"], GeminiProvider)
         urls = {name: str(p._client.base_url) for name, p in providers.items()}  # type: ignore[attr-defined]
         assert urls == {
-            "openai": "https://api.openai.com/v1/",
+            "openai": "https://api.openai.com/v1",
             "anthropic": "https://api.anthropic.com",
             "gemini": "https://generativelanguage.googleapis.com",
         }

@@ -56,7 +56,7 @@ async def _boss(manager: AgentManager) -> tuple[OrchestratorToolset, Agent]:
 
 
 async def test_specs_cover_the_orchestrator_tools(manager: AgentManager) -> None:
-    """The toolset offers the eight tools, each with an object schema."""
+    """The toolset offers the nine tools, each with an object schema."""
     tools, _ = await _boss(manager)
     specs = {s.name: s for s in tools.specs()}
     assert list(specs) == [
@@ -67,6 +67,7 @@ async def test_specs_cover_the_orchestrator_tools(manager: AgentManager) -> None
         "cancel_task",
         "delete_agent",
         "read_agent_file",
+        "read_browser_screen",
         "report_costs",
     ]
     assert specs["command_agent"].parameters["required"] == ["name", "prompt"]

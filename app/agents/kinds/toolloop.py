@@ -50,6 +50,18 @@ def _for_model(result: ToolResult) -> str:
     return content
 
 
+def check_cost(ctx: RunContext, cap: float, step: int) -> None:
+    """`cost_limit` once the task has spent `cap` USD (0: no cap)."""
+    if cap > 0 and ctx.call.cost_usd >= cap:
+        raise TaskFailed(
+            "cost_limit",
+            f"the task spent ${ctx.call.cost_usd:.4f}, reaching its ${cap:g} cap "
+            f"after {step} steps (BIGTHREE_TASK_MAX_COST_USD)",
+            cost_usd=ctx.call.cost_usd,
+            max_cost_usd=cap,
+        )
+
+
 async def opening_messages(agent: Agent, task: Task, ctx: RunContext, system: str) -> list[Message]:
     """System prompt (kind prompt + the agent's instructions), earlier turns, the prompt."""
     instructions = f"{system}\n\n{agent.instructions}" if agent.instructions else system
@@ -98,15 +110,7 @@ class ToolLoop:
         )
 
     def _check_cost(self, ctx: RunContext, step: int) -> None:
-        cap = self._limits.max_cost_usd
-        if cap > 0 and ctx.call.cost_usd >= cap:
-            raise TaskFailed(
-                "cost_limit",
-                f"the task spent ${ctx.call.cost_usd:.4f}, reaching its ${cap:g} cap "
-                f"after {step} steps (BIGTHREE_TASK_MAX_COST_USD)",
-                cost_usd=ctx.call.cost_usd,
-                max_cost_usd=cap,
-            )
+        check_cost(ctx, self._limits.max_cost_usd, step)
 
     async def _run_tool(
         self, ctx: RunContext, toolset: Toolset, call: ToolCall, step: int

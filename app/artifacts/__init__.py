@@ -1,0 +1,2 @@
+"""Task artifacts: files a task produced (a browser agent's screenshots), with their
+metadata in the store and their bytes under `<data_dir>/artifacts/`."""
