@@ -14,8 +14,11 @@ from app.agents.deps import ManagerDep
 from app.agents.endpoints import TaskId
 from app.artifacts.schemas import ArtifactList
 from app.core.deps import AuthDep
+from app.core.openapi import problems
 
-router = APIRouter(prefix="/v1", dependencies=[AuthDep], tags=["artifacts"])
+router = APIRouter(
+    prefix="/v1", dependencies=[AuthDep], tags=["artifacts"], responses=problems(401, 404, 422)
+)
 
 ArtifactId = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$")]
 

@@ -97,16 +97,18 @@ _NO_CLAUDE_CODE_FIELDS: dict[str, JsonValue] = {
     name: {"type": "null"}
     for name in ("allowed_tools", "disallowed_tools", "permission_mode", "max_turns")
 }
+_NO_BROWSER_FIELDS: dict[str, JsonValue] = {name: {"type": "null"} for name in BROWSER_FIELDS}
+_NEITHER: dict[str, JsonValue] = {**_NO_CLAUDE_CODE_FIELDS, **_NO_BROWSER_FIELDS}
 _KIND_RULES: list[JsonValue] = [
-    {  # chat (the default) and orchestrator: no workspace, no claude_code fields
+    {  # chat (the default) and orchestrator: no workspace, no other kind's fields
         "properties": {
             "kind": {"enum": ["chat", "orchestrator"]},
             "workspace": {"type": "null"},
-            **_NO_CLAUDE_CODE_FIELDS,
+            **_NEITHER,
         }
     },
-    {  # coder: a workspace, no claude_code fields
-        "properties": {"kind": {"const": "coder"}, **_NO_CLAUDE_CODE_FIELDS},
+    {  # coder: a workspace, no other kind's fields
+        "properties": {"kind": {"const": "coder"}, **_NEITHER},
         "required": ["kind"],
     },
     {  # claude_code: through Anthropic, one model (no fallbacks)
@@ -114,6 +116,29 @@ _KIND_RULES: list[JsonValue] = [
             "kind": {"const": "claude_code"},
             "provider": {"const": "anthropic"},
             "fallbacks": {"maxItems": 0},
+            **_NO_BROWSER_FIELDS,
+        },
+        "required": ["kind", "provider"],
+    },
+    {  # browser: Gemini's computer-use model (fallbacks too); origins are
+        # scheme://host[:port] (its start_url must lie in one of them)
+        "properties": {
+            "kind": {"const": "browser"},
+            "provider": {"const": "gemini"},
+            "fallbacks": {"items": {"properties": {"provider": {"const": "gemini"}}}},
+            "workspace": {"type": "null"},
+            "allowed_origins": {
+                "anyOf": [
+                    {
+                        "type": "array",
+                        "items": {
+                            "pattern": r"^https?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[1-9][0-9]{0,3})?/?$"
+                        },
+                    },
+                    {"type": "null"},
+                ]
+            },
+            **_NO_CLAUDE_CODE_FIELDS,
         },
         "required": ["kind", "provider"],
     },

@@ -138,6 +138,24 @@ def normalise(payload: dict[str, Any], max_bytes: int) -> dict[str, Any]:
     return {"truncated": True, "original_bytes": size, "preview": encoded[: max_bytes // 2]}
 
 
+def deeper_than(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether containers in `value` nest more than `limit` levels (stops at the first)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def text_may_nest_deeper(text: str, limit: int = MAX_DEPTH) -> bool:
+    """Cheap pre-check on JSON text: fewer brackets than `limit` cannot nest deeper."""
+    return text.count("[") + text.count("{") > limit
+
+
 def decode_stored(text: str | bytes | None, max_bytes: int = 1 << 30) -> dict[str, Any]:
     """A stored payload column, read safely: whatever an older version stored (a lone
     surrogate, nesting a parser cannot follow, NaN) renders as a repaired payload."""

@@ -3,13 +3,14 @@ Writes go through the store writer (app/store/writer.py)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
 from sqlalchemy import Select, Text, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.core.jsonsafe import decode_stored
+from app.core.jsonsafe import decode_stored, deeper_than, text_may_nest_deeper
 from app.events.schemas import EventFilter, LiveEvent, event_frame
 from app.store.schema import events
 
@@ -67,11 +68,14 @@ def _live(row: Any) -> LiveEvent:
     agent, task_id, session_id = row["agent"], row["task_id"], row["session_id"]
     try:
         decoded = orjson.loads(payload)
+        old = text_may_nest_deeper(payload) and deeper_than(decoded)
     except orjson.JSONDecodeError:
-        # stored by an older version (a lone surrogate, NaN, nesting past the parser):
-        # served repaired, so one row can fail neither a page nor a stream
+        old = True
+    if old:
+        # stored by an older version (a lone surrogate, NaN, nesting readers cannot follow):
+        # served repaired, so one row can fail neither a page, nor a stream, nor a reader
         decoded = decode_stored(payload)
-        payload = orjson.dumps(decoded).decode()
+        payload = json.dumps(decoded, ensure_ascii=False)  # keeps integers past 64 bits
     return LiveEvent(
         seq=seq,
         ts=ts,
