@@ -56,6 +56,11 @@ class Subscription:
     def closed(self) -> bool:
         return self.close_code is not None
 
+    @property
+    def pending(self) -> int:
+        """Events buffered and not yet taken."""
+        return len(self._events)
+
     async def next(self) -> LiveEvent | None:
         """The next buffered event, waiting for one; None once the subscription is closed
         (buffered events are dropped then: a closed reader resumes with after_seq)."""
