@@ -39,10 +39,11 @@ $(VENV)/.installed-claude-code: pyproject.toml | $(BIN)/python
 test: $(VENV)/.installed-test
 	$(BIN)/pytest
 
-## lint: ruff and mypy --strict
+## lint: ruff (lint and format) and mypy --strict, as CI runs them
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check app tests bench
-	$(BIN)/mypy app
+	$(BIN)/ruff format --check app tests bench
+	$(BIN)/mypy --strict app
 
 ## fake-upstream: the scriptable fake provider server on 127.0.0.1:9100
 fake-upstream: $(VENV)/.installed-run

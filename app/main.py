@@ -44,7 +44,12 @@ from app.core.gc_tuning import settle_after_startup
 from app.core.http_metrics import HttpMetricsMiddleware
 from app.core.lifecycle import Teardown
 from app.core.metrics import GatewayCollector, Metrics
-from app.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from app.core.middleware import (
+    BodyLimitMiddleware,
+    RequestContextMiddleware,
+    UnhandledErrorMiddleware,
+)
+from app.core.redaction import remember_secrets
 from app.events.endpoints import router as events_router
 from app.events.follow import LogFollower
 from app.events.hub import GOING_AWAY, Hub
@@ -74,6 +79,7 @@ log = structlog.get_logger(__name__)
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    remember_secrets(settings.secrets())
     metrics = Metrics()
 
     @asynccontextmanager
@@ -106,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["authorization", "content-type", "x-request-id"],
             expose_headers=["x-request-id"],
         )
+    app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
     install_docs(app, settings)

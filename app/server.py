@@ -23,6 +23,7 @@ from app.core.logging import configure_logging
 from app.events.hub import GOING_AWAY
 from app.main import create_app
 from app.state import State
+from app.ws_protocol import PromptCloseProtocol
 
 log = structlog.get_logger(__name__)
 
@@ -64,8 +65,13 @@ class DrainingServer(uvicorn.Server):
             self.should_exit = True
 
 
-def uvicorn_config(app: ASGIApp, *, host: str, port: int) -> uvicorn.Config:
-    """The uvicorn settings the service runs under (the benchmark's bare apps reuse them)."""
+def uvicorn_config(
+    app: ASGIApp, *, host: str, port: int, ws_compression: bool = False
+) -> uvicorn.Config:
+    """The uvicorn settings the service runs under (the benchmark's bare apps reuse them).
+
+    WebSocket compression (permessage-deflate) is off unless asked for: its zlib state costs
+    ~40 KiB per open socket, idle or not (see bench/README.md)."""
     return uvicorn.Config(
         app,
         host=host,
@@ -73,7 +79,9 @@ def uvicorn_config(app: ASGIApp, *, host: str, port: int) -> uvicorn.Config:
         log_config=None,
         access_log=False,
         proxy_headers=False,
+        ws=PromptCloseProtocol,
         ws_max_size=1_048_576,
+        ws_per_message_deflate=ws_compression,
         timeout_graceful_shutdown=5,
         lifespan="on",
     )
@@ -87,7 +95,8 @@ def run_server(settings: Settings, *, host: str, port: int) -> int:
             detail="BIGTHREE_API_KEYS is empty: routes are open; only loopback binds allowed",
         )
     app = create_app(settings)
-    server = DrainingServer(uvicorn_config(app, host=host, port=port), app, settings.drain_grace_s)
+    config = uvicorn_config(app, host=host, port=port, ws_compression=settings.ws_compression)
+    server = DrainingServer(config, app, settings.drain_grace_s)
     server.run()
     if not server.started:
         return 1

@@ -10,7 +10,8 @@ measures, stops them, and prints one markdown table (progress goes to stderr):
    call to the fake upstream with the same fixed latency, at 1 and at 100 concurrent tasks;
 2. `/health` requests/s against the service and against bare apps under the same uvicorn
    settings (wrk if installed, else an asyncio httpx load generator);
-3. RSS of a fresh service after start and after registering 1,000 agents;
+3. RSS of a fresh service after start and after registering 1,000 agents, and per idle
+   event socket (WebSocket compression off and on) and after those sockets close;
 4. the resilience policy's per-call overhead (bench/bench_resilience.py's `measure`);
 5. browser agents: time per action and memory of one page (bench/bench_browser.py),
    skipped with a note when no Chromium is installed.
@@ -31,6 +32,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -55,6 +57,7 @@ from tests.support.procs import (
     start_process,
     start_service,
 )
+from tests.support.sockets import measure_idle
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "bench-fixed-latency"
@@ -506,6 +509,34 @@ def start_bare(tmp: Path, kind: str) -> Proc:
     )
 
 
+def idle_socket_rows(tmp: Path, count: int) -> list[Row]:
+    """RSS per idle event socket, and after they close (tests.support.sockets)."""
+    with contextlib.suppress(ValueError, OSError):  # room for client and server sockets
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * count)), hard))
+    rows = []
+    for compression in ("false", "true"):
+        env = {**service_env("http://127.0.0.1:9", 16), "BIGTHREE_WS_COMPRESSION": compression}
+        with started(start_service(tmp, env=env)) as svc:
+            first = asyncio.run(measure_idle(svc.url, svc.popen.pid, count))
+            second = asyncio.run(measure_idle(svc.url, svc.popen.pid, count))
+        label = "on" if compression == "true" else "off (default)"
+        rows += [
+            Row(
+                f"idle sockets, compression {label}: **per socket**",
+                value=f"{first.per_socket(count) / 1024:,.1f} KiB",
+                details=f"RSS {mib(first.baseline)} → {mib(first.open_)} with {count:,} open",
+            ),
+            Row(
+                f"idle sockets, compression {label}: after they close",
+                value=mib(first.closed),
+                details=f"a second round of {count:,}: {mib(second.baseline)} → "
+                f"{mib(second.open_)} → {mib(second.closed)} (memory reused)",
+            ),
+        ]
+    return rows
+
+
 def service_env(fake_url: str, max_concurrent: int) -> dict[str, str]:
     return {
         **provider_env(fake_url),
@@ -564,6 +595,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--agents", type=int, default=1000, help="agents registered for memory")
     p.add_argument("--resilience-calls", type=int, default=20_000)
+    p.add_argument("--idle-sockets", type=int, default=1000, help="idle event sockets opened")
     p.add_argument(
         "--hot-seconds",
         type=int,
@@ -588,6 +620,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "agents",
         "resilience_calls",
         "browser_samples",
+        "idle_sockets",
     ):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
@@ -758,6 +791,10 @@ def main(argv: list[str] | None = None) -> int:
                 details=f"(after - after the first {head:,}) / {rest:,}: without warm-up",
             ),
         ]
+
+    # 3b. idle event sockets, with WebSocket compression off (the default) and on
+    log(f"memory: {args.idle_sockets} idle event sockets")
+    rows += idle_socket_rows(tmp, args.idle_sockets)
 
     # 4. resilience
     log("resilience policy overhead")

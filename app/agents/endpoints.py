@@ -19,8 +19,9 @@ from app.agents.schemas import (
     TaskState,
 )
 from app.core.deps import AuthDep
+from app.core.openapi import problems
 
-router = APIRouter(prefix="/v1", dependencies=[AuthDep], tags=["agents"])
+router = APIRouter(prefix="/v1", dependencies=[AuthDep], tags=["agents"], responses=problems(401))
 
 AgentName = Annotated[str, Path(max_length=64, pattern=AGENT_NAME_PATTERN)]
 # any string: a malformed id names no task, so it answers 404 like an unknown one
@@ -35,7 +36,12 @@ Wait = Annotated[
 ]
 
 
-@router.post("/agents", status_code=status.HTTP_201_CREATED, response_model=Agent)
+@router.post(
+    "/agents",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Agent,
+    responses=problems(400, 409, 413, 422, 429, 503),
+)
 async def create_agent(spec: AgentCreate, manager: ManagerDep) -> Agent:
     return await manager.create_agent(spec)
 
@@ -45,12 +51,14 @@ async def list_agents(manager: SettledManagerDep) -> AgentList:
     return AgentList(agents=manager.list_agents())
 
 
-@router.get("/agents/{name}", response_model=Agent)
+@router.get("/agents/{name}", response_model=Agent, responses=problems(404, 422))
 async def get_agent(name: AgentName, manager: SettledManagerDep) -> Agent:
     return manager.get_agent(name)
 
 
-@router.delete("/agents/{name}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/agents/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(404, 422)
+)
 async def delete_agent(name: AgentName, manager: ManagerDep) -> Response:
     await manager.delete_agent(name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -69,7 +77,10 @@ JSON = "application/json"
     "/agents/{name}/tasks",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Task,
-    responses={200: {"model": Task, "description": "with `wait`: the task has finished"}},
+    responses={
+        200: {"model": Task, "description": "with `wait`: the task has finished"},
+        **problems(400, 404, 409, 413, 422, 429, 503),
+    },
 )
 async def submit_task(
     name: AgentName, spec: TaskCreate, manager: ManagerDep, wait: Wait = 0
@@ -79,14 +90,14 @@ async def submit_task(
     return _json(task, status.HTTP_200_OK if finished else status.HTTP_202_ACCEPTED)
 
 
-@router.get("/agents/{name}/tasks", response_model=TaskList)
+@router.get("/agents/{name}/tasks", response_model=TaskList, responses=problems(404, 422))
 async def list_tasks(
     name: AgentName, manager: ManagerDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> TaskList:
     return TaskList(tasks=await manager.list_tasks(name, limit))
 
 
-@router.get("/tasks", response_model=TaskList)
+@router.get("/tasks", response_model=TaskList, responses=problems(422))
 async def recent_tasks(
     manager: ManagerDep,
     agent: Annotated[str | None, Query(max_length=64)] = None,
@@ -100,7 +111,10 @@ async def recent_tasks(
 @router.get(
     "/tasks/{task_id}",
     response_model=Task,
-    responses={202: {"model": Task, "description": "with `wait`: not finished in time"}},
+    responses={
+        202: {"model": Task, "description": "with `wait`: not finished in time"},
+        **problems(404, 422),
+    },
 )
 async def get_task(task_id: TaskId, manager: ManagerDep, wait: Wait = 0) -> Response:
     """A live or recently finished task is read from memory, never from the database."""
@@ -114,6 +128,6 @@ async def report_costs(manager: ManagerDep) -> CostReport:
     return await manager.report_costs()
 
 
-@router.post("/tasks/{task_id}/cancel", response_model=Task)
+@router.post("/tasks/{task_id}/cancel", response_model=Task, responses=problems(404, 409, 422))
 async def cancel_task(task_id: TaskId, manager: ManagerDep) -> Task:
     return await manager.cancel_task(task_id)

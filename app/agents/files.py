@@ -18,10 +18,24 @@ from app.agents.deps import ManagerDep
 from app.agents.endpoints import AgentName
 from app.core.deps import AuthDep
 from app.core.errors import AppError, BadRequest, NotFound, PayloadTooLarge
+from app.core.openapi import problems
 from app.tools.errors import FileMissing, FileTooLarge, WorkspaceError
 from app.tools.workspace import MAX_PATH_CHARS
 
-router = APIRouter(prefix="/v1", dependencies=[AuthDep], tags=["agents"])
+router = APIRouter(
+    prefix="/v1",
+    dependencies=[AuthDep],
+    tags=["agents"],
+    responses=problems(400, 401, 404, 413, 422),
+)
+
+
+# The paths the OpenAPI document promises to look up: names of letters, digits, '_', '-' and
+# '.', not starting with '.', at most 63 characters, joined by '/'. The sandbox serves more
+# (any UTF-8 name up to 255 bytes, hidden files) and answers 400 `path_refused` for what it
+# refuses ('..', absolute or '~' paths, drive letters, links, ...); a plain shape without
+# look-aheads keeps the document cheap for test generators to satisfy.
+PATH_SHAPE = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,62}(/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,62})*$"
 
 
 class FileEntry(BaseModel):
@@ -67,7 +81,9 @@ async def list_files(
 @router.get("/agents/{name}/files/{path:path}", response_model=FileContent)
 async def read_file(
     name: AgentName,
-    path: Annotated[str, Path(max_length=MAX_PATH_CHARS)],
+    path: Annotated[
+        str, Path(max_length=MAX_PATH_CHARS, json_schema_extra={"pattern": PATH_SHAPE})
+    ],
     manager: ManagerDep,
 ) -> FileContent:
     try:

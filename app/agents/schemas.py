@@ -12,13 +12,16 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     field_serializer,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from app.core.config import ProviderName
+from app.core.config import MODEL_PATTERN, ProviderName
+from app.core.jsonsafe import JsonInt, ValidText, number_only
+from app.core.redaction import redact, redact_value
 from app.tools.browser.guard import OriginError, parse_origin
 
 AGENT_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$"
@@ -26,7 +29,6 @@ AGENT_NAME_RULE = (
     "lowercase letters, digits, '-' and '_', 1–64 characters, "  # noqa: RUF001
     "starting and ending with a letter or digit"
 )
-MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$"
 
 TOOL_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,127}$"
 
@@ -74,7 +76,7 @@ AgentNameStr = Annotated[
 
 
 class ModelRef(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     provider: ProviderName
     model: str = Field(pattern=MODEL_PATTERN)
@@ -88,7 +90,34 @@ class ClaudeCodeOptions(BaseModel):
     allowed_tools: list[ToolName] | None = None
     disallowed_tools: list[ToolName] = Field(default_factory=list)
     permission_mode: PermissionMode = "default"
-    max_turns: int | None = Field(None, ge=1, le=1000)
+    max_turns: JsonInt | None = Field(None, ge=1, le=1000)
+
+
+_NO_CLAUDE_CODE_FIELDS: dict[str, JsonValue] = {
+    name: {"type": "null"}
+    for name in ("allowed_tools", "disallowed_tools", "permission_mode", "max_turns")
+}
+_KIND_RULES: list[JsonValue] = [
+    {  # chat (the default) and orchestrator: no workspace, no claude_code fields
+        "properties": {
+            "kind": {"enum": ["chat", "orchestrator"]},
+            "workspace": {"type": "null"},
+            **_NO_CLAUDE_CODE_FIELDS,
+        }
+    },
+    {  # coder: a workspace, no claude_code fields
+        "properties": {"kind": {"const": "coder"}, **_NO_CLAUDE_CODE_FIELDS},
+        "required": ["kind"],
+    },
+    {  # claude_code: through Anthropic, one model (no fallbacks)
+        "properties": {
+            "kind": {"const": "claude_code"},
+            "provider": {"const": "anthropic"},
+            "fallbacks": {"maxItems": 0},
+        },
+        "required": ["kind", "provider"],
+    },
+]
 
 
 class Screen(BaseModel):
@@ -126,19 +155,26 @@ class BrowserOptions(BaseModel):
 
 
 class AgentCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        # the rules of `_kind_specific_fields`, stated in the OpenAPI document: one branch per
+        # kind (no `not`/`allOf`, which test generators can only meet by filtering)
+        json_schema_extra={"anyOf": _KIND_RULES},
+    )
 
     name: AgentNameStr
     kind: AgentKind = "chat"
     provider: ProviderName | None = Field(None, description="default: BIGTHREE_DEFAULT_PROVIDER")
     model: str = Field(pattern=MODEL_PATTERN, description="the provider's model name")
-    instructions: str = Field("", max_length=20_000)
+    instructions: ValidText = Field("", max_length=20_000)
     fallbacks: list[ModelRef] = Field(
         default_factory=list, max_length=5, description="tried in order when the primary fails"
     )
     stream: bool = Field(False, description="stream completions; text arrives as llm.delta events")
-    workspace: str | None = Field(
+    workspace: ValidText | None = Field(
         None,
+        min_length=1,
         max_length=4096,
         description="coder and claude_code: an absolute directory inside one of "
         "BIGTHREE_WORKSPACE_ROOTS (default: <data_dir>/workspaces/<name>)",
@@ -156,7 +192,7 @@ class AgentCreate(BaseModel):
     permission_mode: PermissionMode | None = Field(
         None, description="claude_code: Claude Code's permission mode (default: default)"
     )
-    max_turns: int | None = Field(
+    max_turns: JsonInt | None = Field(
         None, ge=1, le=1000, description="claude_code: default BIGTHREE_TOOL_LOOP_MAX_STEPS"
     )
     allowed_origins: list[str] | None = Field(
@@ -176,6 +212,8 @@ class AgentCreate(BaseModel):
     @classmethod
     def _normal(cls, value: list[str] | None) -> list[str] | None:
         return _origins(value)
+
+    _max_turns_is_a_number = field_validator("max_turns", mode="before")(number_only)
 
     @model_validator(mode="after")
     def _kind_specific_fields(self) -> AgentCreate:
@@ -273,20 +311,45 @@ class Agent(BaseModel):
         )
 
 
-class TaskCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+# a deadline shorter than this cannot hold a provider call; the upper bound is the
+# deployment's BIGTHREE_MAX_TASK_TIMEOUT_S (stated in the OpenAPI document)
+MIN_TASK_TIMEOUT_S = 0.1
 
-    prompt: str = Field(min_length=1)
-    timeout_s: float | None = Field(None, gt=0, description="deadline for the whole task")
+
+class TaskCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    prompt: ValidText = Field(min_length=1, description="at most BIGTHREE_MAX_PROMPT_CHARS")
+    timeout_s: float | None = Field(
+        None,
+        ge=MIN_TASK_TIMEOUT_S,
+        description="deadline for the whole task, in seconds (default "
+        "BIGTHREE_DEFAULT_TASK_TIMEOUT_S, at most BIGTHREE_MAX_TASK_TIMEOUT_S)",
+    )
     new_session: bool = Field(
         False, description="claude_code: start a new Claude Code session instead of continuing"
     )
 
 
 class TaskError(BaseModel):
+    """Why a task did not succeed. Text from outside (a provider's error message may echo
+    the key it was sent) is redacted on the way in, so neither the stored row, the task's
+    events nor the API ever carry a secret."""
+
     type: str
     message: str
     details: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("message")
+    @classmethod
+    def _redact_message(cls, value: str) -> str:
+        return redact(value)
+
+    @field_validator("details")
+    @classmethod
+    def _redact_details(cls, value: dict[str, Any]) -> dict[str, Any]:
+        redacted: dict[str, Any] = redact_value(value)
+        return redacted
 
 
 class Task(BaseModel):

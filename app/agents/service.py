@@ -405,7 +405,9 @@ class AgentManager:
         if timeout > settings.max_task_timeout_s:
             raise InvalidInput(f"timeout_s must be at most {settings.max_task_timeout_s}")
         if spec.new_session and agent.kind != "claude_code":
-            raise InvalidInput("new_session is for claude_code agents")
+            # the agent's kind, not the request, is what does not fit: 409, like other
+            # requests that conflict with the agent's state
+            raise Conflict("new_session is for claude_code agents")
         if queued >= settings.max_queued_tasks_per_agent:
             raise TooManyRequests(
                 f"agent {agent.name!r} already has {queued} queued tasks; try again later"

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import StreamingResponse
 
 from app.agents.deps import ManagerDep
 from app.core.deps import AuthDep
-from app.core.errors import InvalidInput
+from app.core.openapi import problems
 from app.events.deps import BusDep, HubDep
+from app.events.endpoints import MAX_SEQ
 from app.events.hub import Hub, Subscription
 from app.events.schemas import EventFilter, LiveEvent
 from app.events.stream import follow_task, terminal_seq
@@ -30,22 +31,23 @@ KEEPALIVE_S = 15.0  # an SSE comment this often keeps idle proxies from closing 
     "/tasks/{task_id}/events",
     dependencies=[AuthDep],
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, 204: {}},
+    responses={200: {"content": {"text/event-stream": {}}}, 204: {}, **problems(401, 404, 422)},
 )
 async def task_events(
     task_id: str,
     manager: ManagerDep,
     bus: BusDep,
     hub: HubDep,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
-    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+    after_seq: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
+    # a plain string ("" = absent): a header is never JSON null
+    last_event_id: Annotated[
+        str, Header(pattern=r"^([0-9]{1,18})?$", description="an event seq")
+    ] = "",
 ) -> Response:
     """The task's stored events, then live ones, as Server-Sent Events (`id:` is the seq,
     `data:` the event JSON); the stream ends after the task's terminal event. `Last-Event-ID`
     (or `after_seq`) resumes; 204 when the client already has the terminal event."""
-    if last_event_id is not None:
-        if not last_event_id.isdigit():
-            raise InvalidInput("Last-Event-ID must be an event seq")
+    if last_event_id:  # digits only, fewer than 19: within MAX_SEQ
         after_seq = int(last_event_id)
     sub = hub.subscribe(EventFilter(task_id=task_id))
     try:
@@ -72,29 +74,23 @@ async def _sse_frames(
 ) -> AsyncIterator[bytes]:
     """SSE framing, written here: it is three lines per event, and the libraries that do it
     patch uvicorn's signal handling, which `app.server.DrainingServer` owns. Ends when the
-    events end or the subscription is closed (drain, slow reader)."""
-    closed: asyncio.Future[Any] = asyncio.ensure_future(sub.closed.wait())
-    pending: asyncio.Future[Any] | None = None
+    events end — also when the subscription is closed (drain, slow reader), which ends them."""
+    pending: asyncio.Future[LiveEvent] | None = None
     try:
         while True:
             if pending is None:
                 pending = asyncio.ensure_future(anext(events))
-            done, _ = await asyncio.wait(
-                {pending, closed}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED
-            )
-            if pending in done:
-                try:
-                    event = pending.result()
-                except StopAsyncIteration:
-                    return
-                pending = None
-                yield f"id: {event.seq}\ndata: {event.frame}\n\n".encode()
-            elif closed in done:
-                return
-            else:
+            done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE_S)
+            if pending not in done:
                 yield b": keep-alive\n\n"
+                continue
+            try:
+                event = pending.result()
+            except StopAsyncIteration:
+                return
+            pending = None
+            yield f"id: {event.seq}\ndata: {event.frame}\n\n".encode()
     finally:
-        for future in (pending, closed):
-            if future is not None:
-                future.cancel()
+        if pending is not None:
+            pending.cancel()
         hub.unsubscribe(sub)

@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from app.agents.kinds.claude_code.availability import CLAUDE_CODE_PROVIDER
 from app.agents.schemas import (
     AGENT_NAME_PATTERN,
-    MODEL_PATTERN,
     WORKSPACE_KINDS,
     Agent,
     AgentCreate,
@@ -24,7 +23,7 @@ from app.agents.schemas import (
     TaskCreate,
 )
 from app.agents.service import AgentManager
-from app.core.config import ProviderName, Settings
+from app.core.config import MODEL_PATTERN, ProviderName, Settings
 from app.tools.errors import ToolError
 from app.tools.toolset import Tool, ToolResult, Toolset
 from app.tools.workspace_tools import slice_lines

@@ -13,16 +13,16 @@ Port = Annotated[int | None, typer.Option(help="port (default BIGTHREE_PORT)")]
 
 def serve(host: Host = None, port: Port = None) -> None:
     """Run the API server (uvicorn), with a graceful drain on SIGTERM."""
-    from pydantic import ValidationError
-
-    from app.core.config import Settings
+    from app.core.config import load_settings
     from app.server import run_server
 
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        print(f"bigthree: invalid configuration:\n{exc}", file=sys.stderr)
-        raise typer.Exit(2) from None
+    loaded = load_settings()
+    if loaded.settings is None or not loaded.valid:
+        # the same lines `bigthree check-config` prints for these problems
+        problems = "".join(f"\n  ERROR {line}" for line in loaded.problems)
+        print(f"bigthree: invalid configuration:{problems}", file=sys.stderr)
+        raise typer.Exit(2)
+    settings = loaded.settings
     host = host or settings.host
     port = port or settings.port
     reason = settings.unsafe_bind_reason(host)

@@ -1,21 +1,69 @@
 """The one Settings object: every knob of the service, read from the environment and `.env`.
 
 Service settings use the `BIGTHREE_` prefix; provider credentials use the names their own
-ecosystems use (`OPENAI_API_KEY`, `ANTHROPIC_BASE_URL`, ...). Unsafe combinations fail fast
-at start-up rather than surfacing later as surprises.
+ecosystems use (`OPENAI_API_KEY`, `ANTHROPIC_BASE_URL`, ...). Every rule about the values
+themselves lives here, as validators, so `bigthree serve` and `bigthree check-config` refuse
+exactly the same configurations; `describe_errors` turns a refusal into one readable line per
+problem, naming environment variables (never secret values). check-config adds only what
+depends on the machine (a writable data dir, a free port) and advice (WARN lines).
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ProviderName = Literal["openai", "anthropic", "gemini"]
+MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$"  # a provider's model name
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    name: str
+    key_field: str
+    url_field: str
+    shape: Callable[[str], str | None]  # why a key for the official API looks wrong, or None
+
+
+def _openai_shape(key: str) -> str | None:
+    if key.startswith("sk-ant-"):
+        return "looks like an Anthropic key (sk-ant-...), expected an OpenAI key (sk-...)"
+    if not key.startswith("sk-"):
+        return "does not look like an OpenAI key (expected it to start with sk-)"
+    return None
+
+
+def _anthropic_shape(key: str) -> str | None:
+    if not key.startswith("sk-ant-"):
+        return "does not look like an Anthropic key (expected it to start with sk-ant-)"
+    return None
+
+
+def _any_shape(key: str) -> str | None:
+    return None
+
+
+PROVIDERS = (
+    ProviderSpec("openai", "openai_api_key", "openai_base_url", _openai_shape),
+    ProviderSpec("anthropic", "anthropic_api_key", "anthropic_base_url", _anthropic_shape),
+    ProviderSpec("gemini", "gemini_api_key", "gemini_base_url", _any_shape),
+)
+PLACEHOLDERS = ("changeme", "change-me", "your-key", "your_key", "xxx", "...", "<", "todo")
 
 
 def _provider_env(name: str) -> AliasChoices:
@@ -182,8 +230,13 @@ class Settings(BaseSettings):
 
     # --- events -------------------------------------------------------------------------
     ws_queue_size: int = Field(1000, ge=10, description="Per-subscriber buffer before drop.")
+    ws_compression: bool = Field(
+        False, description="Offer permessage-deflate on WebSockets (~40 KiB per open socket)."
+    )
     event_payload_max_bytes: int = Field(65_536, ge=256)
-    events_page_max: int = Field(1000, ge=1)
+    events_page_max: int = Field(
+        1000, ge=1, le=1000, description="Most events one GET /v1/events page returns."
+    )
     events_retention: int = Field(1_000_000, ge=1000, description="Events kept in the store.")
 
     # --- realtime orchestrator ----------------------------------------------------------
@@ -305,11 +358,48 @@ class Settings(BaseSettings):
             raise ValueError(f"workspace roots must be absolute directories: {relative}")
         return value
 
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_are_long(cls, value: list[SecretStr]) -> list[SecretStr]:
+        if any(len(key.get_secret_value()) < 16 for key in value):
+            raise ValueError("every BIGTHREE_API_KEYS entry must be at least 16 characters")
+        return value
+
+    @field_validator("openai_api_key", "anthropic_api_key", "gemini_api_key")
+    @classmethod
+    def _key_is_bare(cls, value: SecretStr | None) -> SecretStr | None:
+        key = value.get_secret_value() if value is not None else ""
+        if key and (key != key.strip() or any(ch.isspace() for ch in key) or key[0] in "\"'"):
+            raise ValueError("contains whitespace or quotes")
+        if any(marker in key.lower() for marker in PLACEHOLDERS):
+            raise ValueError("looks like a placeholder, not a key")
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            parts = urlsplit(origin)
+            if origin != "*" and (
+                parts.scheme not in ("http", "https") or not parts.hostname or parts.path
+            ):
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], no path)")
+        return value
+
     @field_validator("openai_base_url", "anthropic_base_url", "gemini_base_url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError for a malformed port
+        except ValueError as exc:
+            raise ValueError(f"is not a valid URL: {exc}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"is not an http(s) URL with a host: {value!r}")
+        if parts.query or parts.fragment:
+            raise ValueError("must not carry a query or fragment")
+        if parts.username or parts.password:
+            raise ValueError("must not embed credentials; use the API key setting")
         return value.rstrip("/")
 
     @field_validator("redis_url")
@@ -339,12 +429,48 @@ class Settings(BaseSettings):
             raise ValueError("must start with ws:// or wss://")
         return value.rstrip("/")
 
+    @field_validator("pricing_file")
+    @classmethod
+    def _pricing_file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a readable file")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            driver = make_url(value).drivername
+        except ArgumentError:
+            raise ValueError("is not a valid SQLAlchemy URL") from None
+        if driver.startswith("sqlite") and driver != "sqlite+aiosqlite":
+            raise ValueError("must use the async driver sqlite+aiosqlite")
+        return value
+
     @model_validator(mode="after")
-    def _check_timeouts(self) -> Settings:
+    def _check_combinations(self) -> Settings:
+        problems = []
         if self.default_task_timeout_s > self.max_task_timeout_s:
-            raise ValueError("default_task_timeout_s must not exceed max_task_timeout_s")
-        if any(len(key.get_secret_value()) < 16 for key in self.api_keys):
-            raise ValueError("every BIGTHREE_API_KEYS entry must be at least 16 characters")
+            problems.append(
+                "BIGTHREE_DEFAULT_TASK_TIMEOUT_S must not exceed BIGTHREE_MAX_TASK_TIMEOUT_S"
+            )
+        if self.retry_initial_backoff_s > self.retry_max_backoff_s:
+            problems.append(
+                "BIGTHREE_RETRY_INITIAL_BACKOFF_S must not exceed BIGTHREE_RETRY_MAX_BACKOFF_S"
+            )
+        for spec in PROVIDERS:
+            key: SecretStr | None = getattr(self, spec.key_field)
+            official = getattr(self, spec.url_field) == _default_url(spec.url_field)
+            problem = spec.shape(key.get_secret_value()) if key and official else None
+            if problem:
+                problems.append(f"{env_name(spec.key_field)} {problem}")
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     @cached_property
@@ -352,6 +478,17 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'bigthree.db').as_posix()}"
+
+    def secrets(self) -> list[SecretStr | None]:
+        """Every secret in the settings (for the redactor): keys, and the passwords of the
+        database and Redis URLs."""
+        passwords = [
+            SecretStr(password)
+            for url in (self.database_url, self.redis_url)
+            if url and (password := urlsplit(url).password)
+        ]
+        keys = [self.openai_api_key, self.anthropic_api_key, self.gemini_api_key]
+        return [*self.api_keys, *keys, *passwords]
 
     @property
     def auth_enabled(self) -> bool:
@@ -369,6 +506,10 @@ class Settings(BaseSettings):
         )
 
 
+def _default_url(field_name: str) -> str:
+    return str(Settings.model_fields[field_name].default).rstrip("/")
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -376,6 +517,91 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+@dataclass
+class Loaded:
+    """Settings as loaded: `problems` (readable lines) when invalid, and which fields were
+    invalid and stand at their defaults in `settings` so later checks could still run."""
+
+    settings: Settings | None
+    problems: list[str]
+    substituted: set[str]
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+
+def load_settings(env_file: str | None = ".env", max_rounds: int = 5) -> Loaded:
+    """The Settings, with every problem in one go.
+
+    pydantic checks a rule across settings only once each field is valid, so an invalid
+    field is set to its default and the model validated again, until it passes."""
+    substituted: set[str] = set()
+    problems: list[str] = []
+    for _ in range(max_rounds):
+        defaults = {
+            name: Settings.model_fields[name].get_default(call_default_factory=True)
+            for name in substituted
+        }
+        try:
+            settings = Settings(_env_file=env_file, **defaults)
+        except ValidationError as exc:
+            problems += [line for line in describe_errors(exc) if line not in problems]
+            fresh = invalid_fields(exc) - substituted
+            if not fresh:
+                break
+            substituted |= fresh
+            continue
+        return Loaded(settings, problems, substituted)
+    return Loaded(None, problems, substituted)
+
+
+def describe_errors(exc: ValidationError) -> list[str]:
+    """One readable line per problem: `ENV_VAR: what is wrong` (no values echoed)."""
+    lines: list[str] = []
+    for error in exc.errors(include_input=False, include_url=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        field = _field_of(error["loc"])
+        if field is None:  # a rule across settings: its message names them
+            lines.extend(message.splitlines())
+        else:
+            lines.append(f"{env_name(field)}: {message}")
+    return lines
+
+
+def invalid_fields(exc: ValidationError) -> set[str]:
+    """The Settings fields a validation error is about. A rule across settings names them
+    in its message, the one to blame first (each line: `ENV_VAR ...`)."""
+    fields: set[str] = set()
+    for error in exc.errors(include_input=False, include_url=False):
+        field = _field_of(error["loc"])
+        if field is not None:
+            fields.add(field)
+            continue
+        for line in str(error["msg"]).removeprefix("Value error, ").splitlines():
+            blamed = _field_of((line.split(" ", 1)[0],))
+            if blamed is not None:
+                fields.add(blamed)
+    return fields
+
+
+def _field_of(loc: tuple[int | str, ...]) -> str | None:
+    if not loc:
+        return None
+    first = str(loc[0])
+    if first in Settings.model_fields:
+        return first
+    if first.startswith("BIGTHREE_") and first[9:].lower() in Settings.model_fields:
+        return first[9:].lower()
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices) and first.upper() in {
+            str(c).upper() for c in alias.choices
+        }:
+            return name
+    return None
 
 
 def env_name(field_name: str) -> str:

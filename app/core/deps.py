@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
 from app.core.config import Settings
@@ -35,7 +36,14 @@ async def get_metrics(conn: HTTPConnection) -> Metrics:
     return provided(conn, "metrics", Metrics)
 
 
-async def require_auth(request: Request) -> None:
+# declared so the OpenAPI document shows the bearer scheme; the check itself is
+# `check_request` (the same for every route, and a no-op while no keys are set)
+_bearer = HTTPBearer(auto_error=False, description="one of BIGTHREE_API_KEYS")
+
+
+async def require_auth(
+    request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
     check_request(await get_settings(request), request)
 
 

@@ -1,45 +1,71 @@
-"""The service's error tree, mapped once to HTTP problems.
+"""The one error base for everything the service answers over HTTP, mapped in one place.
 
-    AppError (500 internal_error)
+    AppError (500 internal_error)                  status, type, headers
     ├── BadRequest (400 bad_request)
-    ├── Unauthorized (401 unauthorized)
+    ├── Unauthorized (401 unauthorized)            + WWW-Authenticate
     ├── NotFound (404 not_found)
     ├── Conflict (409 conflict)
     ├── PayloadTooLarge (413 payload_too_large)
     ├── InvalidInput (422 validation_error)
-    ├── TooManyRequests (429 too_many_requests)
-    └── ServiceUnavailable (503 service_unavailable)
+    ├── TooManyRequests (429 too_many_requests)    + Retry-After
+    └── ServiceUnavailable (503 service_unavailable) + Retry-After
         ├── Draining (503 draining)
         └── StorageUnavailable (503 storage_unavailable: nothing was stored; retry later)
 
-Every response body has the shape `{"error": {"type", "message", ...details}}` and carries
-the request id; no handler ever returns a traceback.
+The other error trees never reach HTTP as themselves: `ProviderError` (app.providers.errors)
+becomes a task's typed `error`; `ResilienceError` (app.resilience.errors) knows no HTTP and
+carries at most a wait hint (`retry_after_s`, `retry_in_s`) that a caller passes on as
+`AppError(retry_after_s=...)`; `ToolError` (app.tools.errors) becomes a tool result, or an
+AppError at the files API.
+
+Rules every response obeys, enforced by `protocol_headers()` on each response the service
+sends (RequestContextMiddleware calls it): a 429 or 503 carries `Retry-After`, a 401
+carries `WWW-Authenticate`. Bodies have the shape `{"error": {"type", "message", ...}}`,
+carry the request id and pass through the redactor; no handler ever returns a traceback.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
-log = structlog.get_logger(__name__)
+from app.core.redaction import redact_value
+
+WWW_AUTHENTICATE = 'Bearer realm="bigthree"'
+# when nothing better is known: a full queue drains within a second or so; a service that is
+# unavailable (draining, store trouble) needs longer
+DEFAULT_RETRY_AFTER_S = {429: 1, 503: 5}
 
 
 class AppError(Exception):
     status_code: ClassVar[int] = 500
     error_type: ClassVar[str] = "internal_error"
+    # the wait to advise when the raiser gives none (else protocol_headers' default applies)
+    default_retry_after_s: ClassVar[float | None] = None
 
-    def __init__(self, message: str, **details: Any) -> None:
+    def __init__(self, message: str, *, retry_after_s: float | None = None, **details: Any) -> None:
         super().__init__(message)
         self.message = message
+        self.retry_after_s = (
+            retry_after_s if retry_after_s is not None else self.default_retry_after_s
+        )
         self.details = details
 
     def to_body(self) -> dict[str, Any]:
         return {"error": {"type": self.error_type, "message": self.message, **self.details}}
+
+    def headers(self) -> dict[str, str]:
+        """Headers this error's response needs (Retry-After from the hint, if any)."""
+        if self.retry_after_s is None:
+            return {}
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after_s)))}
 
 
 class BadRequest(AppError):
@@ -91,7 +117,7 @@ class StorageUnavailable(ServiceUnavailable):
     not made and will not be made later."""
 
     error_type = "storage_unavailable"
-    retry_after_s: ClassVar[int] = 2
+    default_retry_after_s = 2
 
 
 _STATUS_TYPES = {
@@ -103,20 +129,57 @@ _STATUS_TYPES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     429: "too_many_requests",
+    503: "service_unavailable",
 }
+
+
+def protocol_headers(status: int, present: Iterable[bytes]) -> list[tuple[bytes, bytes]]:
+    """Headers a response with `status` must carry but lacks (`present`: lower-case names)."""
+    names = set(present)
+    missing: list[tuple[bytes, bytes]] = []
+    if status in DEFAULT_RETRY_AFTER_S and b"retry-after" not in names:
+        missing.append((b"retry-after", str(DEFAULT_RETRY_AFTER_S[status]).encode()))
+    if status == 401 and b"www-authenticate" not in names:
+        missing.append((b"www-authenticate", WWW_AUTHENTICATE.encode()))
+    return missing
+
+
+def problem(
+    request_id: str | None,
+    status: int,
+    error_type: str,
+    message: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    **details: Any,
+) -> JSONResponse:
+    """The service's error response: `{"error": {...}}`, redacted, with the request id."""
+    error: dict[str, Any] = {"type": error_type, "message": message, **details}
+    if request_id:
+        error["request_id"] = request_id
+    return JSONResponse(status_code=status, content=redact_value({"error": error}), headers=headers)
+
+
+def internal_error(request_id: str | None) -> JSONResponse:
+    return problem(request_id, 500, "internal_error", "internal error; see server logs")
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (the router's own 405 names only the
+    first route that matched the path). Asked of the routes themselves, method by method."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
 
 
 def _request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
-
-
-def _respond(
-    request: Request, status: int, body: dict[str, Any], headers: Any = None
-) -> JSONResponse:
-    rid = _request_id(request)
-    if rid:
-        body["error"]["request_id"] = rid
-    return JSONResponse(status_code=status, content=body, headers=headers)
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -128,32 +191,54 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    async def on_app_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, AppError)
-        retry_after = getattr(exc, "retry_after_s", 5)
-        headers = {"Retry-After": str(retry_after)} if exc.status_code == 503 else None
-        return _respond(request, exc.status_code, exc.to_body(), headers)
+    """Map AppError, validation errors and Starlette's HTTP errors to problems. Anything
+    else is answered by `UnhandledErrorMiddleware` (so the connection stays usable)."""
 
-    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+    async def on_app_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, AppError)
+        body = exc.to_body()["error"]
+        error_type, message = body.pop("type"), body.pop("message")
+        return problem(
+            _request_id(request),
+            exc.status_code,
+            error_type,
+            message,
+            headers=exc.headers(),
+            **body,
+        )
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         fields = _field_errors(exc)
         malformed = any(f["type"] == "json_invalid" for f in fields)
         message = "request body is not valid JSON" if malformed else "request is invalid"
-        body = {"error": {"type": "validation_error", "message": message, "fields": fields}}
-        return _respond(request, 422, body)
+        return problem(_request_id(request), 422, "validation_error", message, fields=fields)
 
-    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+            # FastAPI's "error parsing the body": not UTF-8, or nested past what the parser
+            # follows — a body that is not JSON this service can take, like json_invalid
+            why = "nested too deep" if isinstance(exc.__cause__, RecursionError) else "not UTF-8"
+            return problem(
+                _request_id(request),
+                422,
+                "validation_error",
+                f"request body is not valid JSON ({why})",
+                fields=[{"loc": ["body"], "message": why, "type": "json_invalid"}],
+            )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            allow = ", ".join([*allowed_methods(request), "OPTIONS"])
+            if request.method == "OPTIONS":
+                # OPTIONS on a known path: say what it serves (CORS preflights never get here)
+                return Response(status_code=204, headers={"Allow": allow})
+            headers["Allow"] = allow
         kind = _STATUS_TYPES.get(exc.status_code, "http_error")
-        body = {"error": {"type": kind, "message": str(exc.detail)}}
-        return _respond(request, exc.status_code, body, getattr(exc, "headers", None))
-
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled_error", error=repr(exc), exc_info=exc)
-        body = {"error": {"type": "internal_error", "message": "internal error; see server logs"}}
-        return _respond(request, 500, body)
+        return problem(
+            _request_id(request), exc.status_code, kind, str(exc.detail), headers=headers
+        )
 
     app.add_exception_handler(AppError, on_app_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(Exception, on_unexpected)

@@ -15,22 +15,17 @@ from typing import Any
 
 import structlog
 
-_SECRET_KEYS = re.compile(r"(authorization|api[_-]?key|token|secret|password|cookie)", re.I)
-_SECRET_VALUES = re.compile(
-    r"(Bearer\s+[A-Za-z0-9._~+/=-]{6,}|sk-[A-Za-z0-9_-]{8,}|AIza[0-9A-Za-z_-]{20,})"
+from app.core.redaction import REDACTED, REDACTOR
+
+# field names whose whole value is a secret ("input_tokens" is a count, not a token)
+_SECRET_KEYS = re.compile(
+    r"(?:^|[_-])(authorization|api[_-]?key|apikey|token|secret|password|cookie)$", re.I
 )
-REDACTED = "***"
-
-
-def redact_value(value: str) -> str:
-    return _SECRET_VALUES.sub(REDACTED, value)
 
 
 def _redact(obj: Any, depth: int = 0) -> Any:
     if depth > 6:
-        return obj
-    if isinstance(obj, str):
-        return redact_value(obj)
+        return REDACTOR.value(obj)
     if isinstance(obj, dict):
         return {
             k: (
@@ -40,13 +35,14 @@ def _redact(obj: Any, depth: int = 0) -> Any:
         }
     if isinstance(obj, list | tuple):
         return [_redact(v, depth + 1) for v in obj]
-    return obj
+    return REDACTOR.value(obj)
 
 
 def redact_secrets(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """structlog processor: mask secret-looking keys and values anywhere in the event."""
+    """structlog processor: mask secret-named fields, and configured secrets and
+    secret-shaped text (app.core.redaction) anywhere in the event, message included."""
     for key in list(event_dict):
         value = event_dict[key]
         if _SECRET_KEYS.search(key) and key != "event":
@@ -63,7 +59,6 @@ def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        redact_secrets,
     ]
     renderer: Any = (
         structlog.processors.JSONRenderer()
@@ -82,6 +77,7 @@ def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            redact_secrets,  # last before rendering: tracebacks are text that leaves too
             renderer,
         ],
     )

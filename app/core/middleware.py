@@ -1,4 +1,5 @@
-"""Pure-ASGI middleware: request ids and access logs, and a request body size limit.
+"""Pure-ASGI middleware: request ids, access logs and protocol headers; unhandled errors
+answered without dropping the connection; a request body size limit.
 
 Pure ASGI (not BaseHTTPMiddleware) so streaming bodies and WebSockets pass untouched.
 """
@@ -14,7 +15,10 @@ import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.errors import internal_error, protocol_headers
+
 log = structlog.get_logger("bigthree.access")
+errors_log = structlog.get_logger(__name__)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -28,7 +32,8 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 class RequestContextMiddleware:
     """Give every request an id (client's `x-request-id` if sane), bind it to log lines,
-    echo it in the response, and log one access line per request."""
+    echo it in the response, add the headers its status requires (`protocol_headers`:
+    Retry-After on 429/503, WWW-Authenticate on 401), and log one access line per request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -49,6 +54,7 @@ class RequestContextMiddleware:
                 status_code = message["status"]
                 headers = list(message.get("headers") or [])
                 headers.append((b"x-request-id", request_id.encode()))
+                headers += protocol_headers(status_code, (k.lower() for k, _ in headers))
                 message["headers"] = headers
             await send(message)
 
@@ -64,6 +70,41 @@ class RequestContextMiddleware:
                         status=status_code,
                         duration_ms=round((time.perf_counter() - started) * 1000, 2),
                     )
+
+
+class UnhandledErrorMiddleware:
+    """Answer an exception nothing else handled with the 500 problem, and keep the
+    connection.
+
+    Starlette's own last-resort handler re-raises after answering, and uvicorn then closes
+    the connection, so a keep-alive client's next request on it failed. Here the error is
+    logged once with its traceback and answered; only when the response had already started
+    is it re-raised (nothing else can end that response).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            errors_log.error("unhandled_error", error=repr(exc), exc_info=exc)
+            if started:
+                raise
+            response = internal_error((scope.get("state") or {}).get("request_id"))
+            await response(scope, receive, send)
 
 
 class BodyLimitMiddleware:

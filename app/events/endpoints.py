@@ -22,7 +22,7 @@ import structlog
 from fastapi import APIRouter, Query, Response, WebSocket, WebSocketDisconnect, status
 
 from app.core.deps import AuthDep, MetricsDep, SettingsDep
-from app.core.errors import InvalidInput
+from app.core.openapi import problems
 from app.core.security import refuse_unauthorized, websocket_subprotocol
 from app.events.deps import BusDep, HubDep
 from app.events.external import external_event
@@ -34,13 +34,21 @@ from app.events.stream import replay_then_follow
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/v1", tags=["events"])
 
-AgentFilter = Annotated[str | None, Query(max_length=64)]
-TypeFilter = Annotated[str | None, Query(max_length=64)]
-TaskFilter = Annotated[str | None, Query(max_length=32)]
+MAX_SEQ = 2**63 - 1  # seqs are signed 64-bit integers in the store
+PAGE_LIMIT = 1000  # the most events one page can hold (BIGTHREE_EVENTS_PAGE_MAX may lower it)
+
+AgentFilter = Annotated[str | None, Query(min_length=1, max_length=64)]
+TypeFilter = Annotated[str | None, Query(min_length=1, max_length=64)]
+TaskFilter = Annotated[str | None, Query(min_length=1, max_length=32)]
+AfterSeq = Annotated[int, Query(ge=0, le=MAX_SEQ)]
 
 
 @router.post(
-    "/events", status_code=status.HTTP_201_CREATED, dependencies=[AuthDep], response_model=Event
+    "/events",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[AuthDep],
+    response_model=Event,
+    responses=problems(400, 401, 413, 422, 503),
 )
 async def post_event(body: EventIn, bus: BusDep) -> Response:
     """201: the event is stored (and then streamed); 503 `storage_unavailable`: it is not,
@@ -49,22 +57,30 @@ async def post_event(body: EventIn, bus: BusDep) -> Response:
     return Response(event.frame, status_code=201, media_type="application/json")
 
 
-@router.get("/events", dependencies=[AuthDep], response_model=EventPage)
+@router.get(
+    "/events",
+    dependencies=[AuthDep],
+    response_model=EventPage,
+    responses=problems(401, 422, 503),
+)
 async def list_events(
     settings: SettingsDep,
     bus: BusDep,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: AfterSeq = 0,
     agent: AgentFilter = None,
     type: TypeFilter = None,
     task_id: TaskFilter = None,
-    limit: Annotated[int, Query(ge=1)] = 100,
+    limit: Annotated[
+        int,
+        Query(ge=1, le=PAGE_LIMIT, description="at most BIGTHREE_EVENTS_PAGE_MAX are returned"),
+    ] = 100,
 ) -> Response:
-    if limit > settings.events_page_max:
-        raise InvalidInput(f"limit must be at most {settings.events_page_max}")
+    """Stored events after `after_seq`, oldest first; a page holds at most `limit` (and at
+    most BIGTHREE_EVENTS_PAGE_MAX) events: read on with `after_seq=next_after_seq`."""
     events, next_after, last = await bus.page(
         after_seq=after_seq,
         where=EventFilter(agent=agent, type=type, task_id=task_id),
-        limit=limit,
+        limit=min(limit, settings.events_page_max),
     )
     # the stored JSON of each event, as is: nothing decoded and encoded again
     body = f'{{"events":[{",".join(e.frame for e in events)}],"next_after_seq":{next_after},'
@@ -75,8 +91,9 @@ async def list_events(
 def _parse_stream_params(websocket: WebSocket) -> tuple[int, EventFilter]:
     params = websocket.query_params
     raw_after = params.get("after_seq", "0")
-    if not raw_after.isdigit() or len(raw_after) > 18:
-        raise ValueError("after_seq must be a non-negative integer")
+    digits = raw_after.isascii() and raw_after.isdigit() and len(raw_after) <= 19
+    if not digits or int(raw_after) > MAX_SEQ:
+        raise ValueError(f"after_seq must be an integer from 0 to {MAX_SEQ}")
     agent, type_, task_id = params.get("agent"), params.get("type"), params.get("task_id")
     for name, value, longest in (
         ("agent", agent, 64),
@@ -152,15 +169,16 @@ def _reason(code: int) -> str:
 async def _serve(
     websocket: WebSocket, bus: EventBus, sub: Subscription, where: EventFilter, after_seq: int
 ) -> int:
+    """Send events until the subscription closes (its code) or the client goes (theirs)."""
     sender = asyncio.create_task(
         _send_events(websocket, replay_then_follow(bus, sub, where, after_seq))
     )
     reader = asyncio.create_task(_read_client(websocket))
-    closed = asyncio.create_task(sub.closed.wait())
+    sub.on_close = sender.cancel  # a drop must not wait for a send to a stalled client
     try:
-        done, _ = await asyncio.wait({sender, reader, closed}, return_when=asyncio.FIRST_COMPLETED)
-        if closed in done:
-            return sub.close_code or 1000
+        done, _ = await asyncio.wait({sender, reader}, return_when=asyncio.FIRST_COMPLETED)
+        if sub.close_code is not None:
+            return sub.close_code
         if reader in done:
             with contextlib.suppress(WebSocketDisconnect, RuntimeError):
                 return reader.result()
@@ -170,6 +188,6 @@ async def _serve(
             log.warning("event_stream_failed", error=repr(exc))
         return 1011 if exc is not None else 1000
     finally:
-        for task in (sender, reader, closed):
+        for task in (sender, reader):
             task.cancel()
-        await asyncio.gather(sender, reader, closed, return_exceptions=True)
+        await asyncio.gather(sender, reader, return_exceptions=True)

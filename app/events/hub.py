@@ -1,15 +1,16 @@
 """Fan-out of live events to subscribers, each with its own bounded queue.
 
 Publishing never waits: an event goes into every matching subscriber's queue with
-`put_nowait`. A subscriber whose queue is full is *dropped*: its `closed` event is set with
-close code `SLOW_CONSUMER` so the WebSocket handler can close it and tell the client which
+`offer`. A subscriber whose buffer is full is *dropped*: it is closed with close code
+`SLOW_CONSUMER` so the WebSocket handler can close it and tell the client which
 seq to resume from. Slow readers therefore never block publishers or each other.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable
 
 from app.events.schemas import EventFilter, LiveEvent
 
@@ -17,17 +18,62 @@ SLOW_CONSUMER = 4008  # app-defined close code: reconnect with after_seq=<last s
 GOING_AWAY = 1001  # RFC 6455: the server is shutting down
 
 
-@dataclass(eq=False)
 class Subscription:
-    where: EventFilter
-    queue: asyncio.Queue[LiveEvent]
-    closed: asyncio.Event = field(default_factory=asyncio.Event)
-    close_code: int | None = None
+    """One subscriber's bounded buffer of live events.
+
+    Kept small because every open event stream holds one: a deque and, only while the
+    reader waits, one future (an asyncio.Queue plus an asyncio.Event cost ~6 KB per idle
+    subscriber in deques alone).
+    """
+
+    __slots__ = ("_events", "_limit", "_waiter", "close_code", "on_close", "where")
+
+    def __init__(self, where: EventFilter, limit: int) -> None:
+        self.where = where
+        self.close_code: int | None = None
+        # called once when closed: lets a sender stuck writing to a slow client stop at once
+        self.on_close: Callable[[], object] | None = None
+        self._limit = limit
+        self._events: deque[LiveEvent] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def offer(self, event: LiveEvent) -> bool:
+        """Buffer `event`; False (and nothing buffered) when the buffer is full."""
+        if len(self._events) >= self._limit:
+            return False
+        self._events.append(event)
+        self._wake()
+        return True
 
     def close(self, code: int) -> None:
         if self.close_code is None:
             self.close_code = code
-        self.closed.set()
+            if self.on_close is not None:
+                self.on_close()
+        self._wake()
+
+    @property
+    def closed(self) -> bool:
+        return self.close_code is not None
+
+    async def next(self) -> LiveEvent | None:
+        """The next buffered event, waiting for one; None once the subscription is closed
+        (buffered events are dropped then: a closed reader resumes with after_seq)."""
+        while not self._events:
+            if self.close_code is not None:
+                return None
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        if self.close_code is not None:
+            return None
+        return self._events.popleft()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
 
 class Hub:
@@ -37,7 +83,7 @@ class Hub:
         self.dropped = 0
 
     def subscribe(self, where: EventFilter) -> Subscription:
-        sub = Subscription(where, asyncio.Queue(self._queue_size))
+        sub = Subscription(where, self._queue_size)
         self._subs.add(sub)
         return sub
 
@@ -52,9 +98,7 @@ class Hub:
         for sub in list(self._subs):
             if sub.close_code is not None or not sub.where.matches(event):
                 continue
-            try:
-                sub.queue.put_nowait(event)
-            except asyncio.QueueFull:
+            if not sub.offer(event):
                 self.dropped += 1
                 self._subs.discard(sub)
                 sub.close(SLOW_CONSUMER)

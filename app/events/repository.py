@@ -9,6 +9,7 @@ import orjson
 from sqlalchemy import Select, Text, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.core.jsonsafe import decode_stored
 from app.events.schemas import EventFilter, LiveEvent, event_frame
 from app.store.schema import events
 
@@ -64,6 +65,13 @@ def _live(row: Any) -> LiveEvent:
     seq, ts, payload = int(row["seq"]), float(row["ts"]), str(row["payload"])
     source, type_ = str(row["source"]), str(row["type"])
     agent, task_id, session_id = row["agent"], row["task_id"], row["session_id"]
+    try:
+        decoded = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        # stored by an older version (a lone surrogate, NaN, nesting past the parser):
+        # served repaired, so one row can fail neither a page nor a stream
+        decoded = decode_stored(payload)
+        payload = orjson.dumps(decoded).decode()
     return LiveEvent(
         seq=seq,
         ts=ts,
@@ -72,6 +80,6 @@ def _live(row: Any) -> LiveEvent:
         agent=agent,
         task_id=task_id,
         session_id=session_id,
-        payload=orjson.loads(payload),
+        payload=decoded,
         frame=event_frame(seq, ts, source, type_, agent, task_id, session_id, payload),
     )

@@ -7,7 +7,10 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from app.core import jsonsafe as payload_rules
+from app.core.jsonsafe import JsonInt
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
 
@@ -35,20 +38,59 @@ class EventIn(BaseModel):
     """An external event. Also accepts the shape Claude Code hook scripts send
     (`source_app`, `session_id`, `hook_event_type`, `payload`, `timestamp` in ms)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        # the rule of `_needs_type`, stated in the OpenAPI document
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in ("type", "hook_event_type")
+            ]
+        },
+    )
 
     type: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
     source: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
-    agent: str | None = Field(None, max_length=64)
-    task_id: str | None = Field(None, max_length=32)
-    session_id: str | None = Field(None, max_length=128)
-    payload: dict[str, Any] = Field(default_factory=dict)
+    agent: str | None = Field(None, min_length=1, max_length=64)
+    task_id: str | None = Field(None, min_length=1, max_length=32)
+    session_id: str | None = Field(None, min_length=1, max_length=128)
+    payload: dict[str, Any] = Field(
+        default_factory=dict,
+        description="any JSON object: valid Unicode (no lone surrogates), finite numbers, "
+        f"at most {payload_rules.MAX_DEPTH} levels deep; "
+        "stored truncated when over BIGTHREE_EVENT_PAYLOAD_MAX_BYTES",
+    )
     # Claude Code hook shape
     source_app: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
     hook_event_type: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN)
-    timestamp: int | None = Field(None, ge=0, description="milliseconds since the epoch")
+    timestamp: JsonInt | None = Field(
+        None, ge=0, le=2**53 - 1, description="milliseconds since the epoch"
+    )
+
+    _timestamp_is_a_number = field_validator("timestamp", mode="before")(payload_rules.number_only)
     chat: list[Any] | None = None
     summary: str | None = Field(None, max_length=10_000)
+
+    @field_validator("agent", "task_id", "session_id", "summary")
+    @classmethod
+    def _valid_text(cls, value: str | None) -> str | None:
+        if value is not None:
+            payload_rules.check(value)
+        return value
+
+    @field_validator("payload")
+    @classmethod
+    def _valid_payload(cls, value: dict[str, Any]) -> dict[str, Any]:
+        payload_rules.check(value)
+        return value
+
+    @field_validator("chat")
+    @classmethod
+    def _valid_chat(cls, value: list[Any] | None) -> list[Any] | None:
+        if value is not None:
+            payload_rules.check(value, ["chat"], depth=1)  # it is stored inside the payload
+        return value
 
     @model_validator(mode="after")
     def _needs_type(self) -> EventIn:

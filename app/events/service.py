@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 import structlog
 
+from app.core.jsonsafe import repair
 from app.events.follow import LogFollower
 from app.events.hub import Hub
 from app.events.repository import EventRepository
@@ -108,7 +109,8 @@ class EventBus:
         ts: float | None = None,
     ) -> NewEvent:
         """An event to write together with other changes (see StoreWriter units)."""
-        stored, text = encode_payload(payload or {}, self._payload_max)
+        # repaired (lone surrogates, NaN, depth) and redacted before anything encodes it
+        stored, text = encode_payload(repair(payload or {}), self._payload_max)
         return NewEvent(
             ts=ts if ts is not None else time.time(),
             source=source,

@@ -15,9 +15,10 @@ BACKLOG_PAGE = 500
 async def replay_then_follow(
     bus: EventBus, sub: Subscription, where: EventFilter, after_seq: int
 ) -> AsyncIterator[LiveEvent]:
-    """Yield stored events after `after_seq`, then live ones. `sub` must already be
-    subscribed, so nothing stored while the backlog is read can be missed (events are
-    published only after their commit, so everything up to `snapshot` is readable)."""
+    """Yield stored events after `after_seq`, then live ones until `sub` is closed. `sub`
+    must already be subscribed, so nothing stored while the backlog is read can be missed
+    (events are published only after their commit, so everything up to `snapshot` is
+    readable)."""
     snapshot = bus.last_seq
     last = after_seq
     while last < snapshot:
@@ -30,12 +31,11 @@ async def replay_then_follow(
             yield event
         last = page[-1].seq
     last = max(last, snapshot)
-    while True:
-        event = await sub.queue.get()
-        if event.seq <= last:
+    while (live := await sub.next()) is not None:
+        if live.seq <= last:
             continue
-        last = event.seq
-        yield event
+        last = live.seq
+        yield live
 
 
 TERMINAL_TASK_EVENTS = frozenset(

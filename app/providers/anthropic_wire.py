@@ -44,13 +44,13 @@ _TOOL_CHOICE = {"auto": "auto", "none": "none", "required": "any"}
 
 # error.type → (error class, the HTTP status Anthropic documents for it)
 _ERROR_TYPES: dict[str, tuple[type[pe.ProviderError], int]] = {
-    "invalid_request_error": (pe.BadRequest, 400),
+    "invalid_request_error": (pe.InvalidRequest, 400),
     "authentication_error": (pe.AuthenticationFailed, 401),
     "billing_error": (pe.QuotaExhausted, 402),
     "permission_error": (pe.PermissionDenied, 403),
     "not_found_error": (pe.ModelNotFound, 404),
-    "conflict_error": (pe.Conflict, 409),
-    "request_too_large": (pe.BadRequest, 413),
+    "conflict_error": (pe.RequestConflict, 409),
+    "request_too_large": (pe.InvalidRequest, 413),
     "rate_limit_error": (pe.RateLimited, 429),
     "api_error": (pe.ServerError, 500),
     "timeout_error": (pe.ProviderTimeout, 504),
@@ -203,7 +203,7 @@ def error_from_body(
     if status is None:
         status = known[1] if known else 500
     cls = known[0] if known else pe.error_for_status(status)
-    if cls is pe.BadRequest and any(p in message.lower() for p in _QUOTA_PHRASES):
+    if cls is pe.InvalidRequest and any(p in message.lower() for p in _QUOTA_PHRASES):
         cls = pe.QuotaExhausted
     request_id = headers.get("request-id") if headers is not None else None
     if not request_id and isinstance(body, Mapping) and body.get("request_id"):

@@ -12,25 +12,35 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.config import MODEL_PATTERN
 from app.core.deps import AuthDep
 from app.core.errors import NotFound
+from app.core.openapi import problems
 from app.providers.deps import BreakerControlDep, GatewayDep
 from app.providers.gateway import BreakerAction
 
-router = APIRouter(prefix="/v1", dependencies=[AuthDep], tags=["providers"])
+router = APIRouter(
+    prefix="/v1", dependencies=[AuthDep], tags=["providers"], responses=problems(401)
+)
 
 ProviderName = Annotated[str, Path(max_length=32, pattern=r"^[a-z0-9_-]+$")]
 
 
 class BreakerCommand(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     action: BreakerAction = Field(
         description="reset: closed, window cleared; force_open: reject every call; "
         "disable: let every call through. force_open/disable hold until reset. "
         "Applied on every replica."
     )
-    model: str | None = Field(None, max_length=128, description="only with per-model breakers")
+    model: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        pattern=MODEL_PATTERN,
+        description="only with per-model breakers",
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -47,7 +57,7 @@ async def list_providers(gateway: GatewayDep, control: BreakerControlDep) -> dic
     return {"replica": control.replica_id, "providers": providers}
 
 
-@router.post("/providers/{name}/breaker")
+@router.post("/providers/{name}/breaker", responses=problems(400, 404, 413, 422))
 async def control_breaker(
     name: ProviderName, command: BreakerCommand, gateway: GatewayDep, control: BreakerControlDep
 ) -> dict[str, Any]:

@@ -3,9 +3,9 @@
     ProviderError (UpstreamFailure)            retryable?
     ├── AuthenticationFailed   401             no
     ├── PermissionDenied       403             no
-    ├── BadRequest             400/413/422     no
+    ├── InvalidRequest         400/413/422     no
     ├── ModelNotFound          404             no
-    ├── Conflict               409             yes
+    ├── RequestConflict        409             yes
     ├── RateLimited            429             yes (honours the server's wait hint)
     ├── QuotaExhausted         429/402 quota   no  (OpenAI insufficient_quota, billing)
     ├── Overloaded             529, 503        yes
@@ -15,7 +15,9 @@
     └── MalformedResponse      unparseable     yes (the next answer may be whole)
 
 Each carries the provider name, HTTP status and the vendor's request id when known, so a
-user can quote it to the vendor.
+user can quote it to the vendor. None of them is an HTTP answer of this service (that is
+app.core.errors.AppError): a provider error ends up as a task's typed `error`, its message
+redacted (`TaskError`).
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ class PermissionDenied(ProviderError):
     reason_label = "permission"
 
 
-class BadRequest(ProviderError):
+class InvalidRequest(ProviderError):
     reason_label = "bad_request"
 
 
@@ -77,7 +79,7 @@ class ModelNotFound(ProviderError):
     reason_label = "not_found"
 
 
-class Conflict(ProviderError):
+class RequestConflict(ProviderError):
     reason_label = "conflict"
     retryable_default = True
 
@@ -159,15 +161,15 @@ def error_for_status(status: int, *, code: str | None = None) -> type[ProviderEr
     if code in {"insufficient_quota", "billing_error", "billing_hard_limit_reached"}:
         return QuotaExhausted
     table: dict[int, type[ProviderError]] = {
-        400: BadRequest,
+        400: InvalidRequest,
         401: AuthenticationFailed,
         402: QuotaExhausted,
         403: PermissionDenied,
         404: ModelNotFound,
         408: ProviderTimeout,
-        409: Conflict,
-        413: BadRequest,
-        422: BadRequest,
+        409: RequestConflict,
+        413: InvalidRequest,
+        422: InvalidRequest,
         429: RateLimited,
         503: Overloaded,
         504: ProviderTimeout,
@@ -177,4 +179,4 @@ def error_for_status(status: int, *, code: str | None = None) -> type[ProviderEr
         return table[status]
     if status >= 500:
         return ServerError
-    return BadRequest
+    return InvalidRequest

@@ -24,13 +24,13 @@ _ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
 _QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
 
 _BY_STATUS: dict[str, type[pe.ProviderError]] = {
-    "INVALID_ARGUMENT": pe.BadRequest,
-    "FAILED_PRECONDITION": pe.BadRequest,
-    "OUT_OF_RANGE": pe.BadRequest,
+    "INVALID_ARGUMENT": pe.InvalidRequest,
+    "FAILED_PRECONDITION": pe.InvalidRequest,
+    "OUT_OF_RANGE": pe.InvalidRequest,
     "UNAUTHENTICATED": pe.AuthenticationFailed,
     "PERMISSION_DENIED": pe.PermissionDenied,
     "NOT_FOUND": pe.ModelNotFound,
-    "ABORTED": pe.Conflict,
+    "ABORTED": pe.RequestConflict,
     "RESOURCE_EXHAUSTED": pe.RateLimited,
     "INTERNAL": pe.ServerError,
     "UNKNOWN": pe.ServerError,
@@ -109,7 +109,7 @@ def error_from_body(
     delay = retry_delay(err)
     if delay is None and headers is not None:
         delay = pe.parse_retry_after(headers)
-    if cls in (pe.BadRequest, pe.AuthenticationFailed) and _bad_key(err, message):
+    if cls in (pe.InvalidRequest, pe.AuthenticationFailed) and _bad_key(err, message):
         cls = pe.AuthenticationFailed
     elif cls is pe.RateLimited and _quota_gone(err, message, delay):
         cls = pe.QuotaExhausted

@@ -23,6 +23,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
+from app.core.redaction import redact_value
+
 # close codes (RFC 6455 ones, and 4xxx for this service)
 NORMAL = 1000
 GOING_AWAY = 1001  # the service is shutting down
@@ -116,8 +118,10 @@ def _describe(exc: ValidationError, raw: dict[str, Any]) -> str:
 def error_frame(
     kind: str, message: str, *, source: str = "service", **extra: Any
 ) -> dict[str, Any]:
-    """`{"type": "error", "source": "service"|"upstream", "error": {"type", "message", ...}}`"""
-    return {"type": "error", "source": source, "error": {"type": kind, "message": message, **extra}}
+    """`{"type": "error", "source": "service"|"upstream", "error": {"type", "message", ...}}`,
+    redacted (an upstream's message may echo the key it was sent)."""
+    error = {"type": kind, "message": message, **extra}
+    return {"type": "error", "source": source, "error": redact_value(error)}
 
 
 @dataclass(frozen=True, slots=True)

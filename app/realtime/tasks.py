@@ -10,7 +10,6 @@ with `GOING_AWAY`.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 import structlog
@@ -60,18 +59,9 @@ class TaskWatcher:
                 await self._check(task_id)
 
     async def _follow(self, sub: Subscription) -> int:
-        closed = asyncio.create_task(sub.closed.wait())
-        try:
-            while True:
-                get = asyncio.create_task(sub.queue.get())
-                done, _ = await asyncio.wait({get, closed}, return_when=asyncio.FIRST_COMPLETED)
-                if get in done:
-                    await self._seen(get.result())
-                    continue
-                get.cancel()
-                return sub.close_code or GOING_AWAY
-        finally:
-            closed.cancel()
+        while (event := await sub.next()) is not None:
+            await self._seen(event)
+        return sub.close_code or GOING_AWAY
 
     async def _seen(self, event: LiveEvent) -> None:
         if event.type in TERMINAL_EVENTS and event.task_id in self._watched:

@@ -133,7 +133,7 @@ async def open_upstream(settings: Settings, policy: ResiliencePolicy, url: str) 
                 f"realtime handshake took longer than {bound:g}s", provider=PROVIDER
             ) from None
         except InvalidURI as exc:
-            raise pe.BadRequest(f"bad realtime URL: {exc}", provider=PROVIDER) from None
+            raise pe.InvalidRequest(f"bad realtime URL: {exc}", provider=PROVIDER) from None
         except (InvalidHandshake, OSError) as exc:
             raise pe.ConnectionFailed(
                 f"realtime connect failed: {type(exc).__name__}: {exc}", provider=PROVIDER

@@ -78,8 +78,11 @@ def test_full_bulkhead_rejects_fast_with_typed_error(
         assert rejected["state"] == "failed", rejected
         assert rejected["error"]["type"] == "bulkhead_full"
         assert "bulkhead 'openai' is full" in rejected["error"]["message"]
-        assert rejected["run_s"] < 0.5 and rejected["attempts"] == 0
+        # refused without waiting: no attempt, no provider request, no retry
+        assert rejected["attempts"] == 0
         assert upstream_count(fake, other_model) == 0
+        task_events = events(http, agent=other_agent, task_id=rejected["id"])
+        assert not of_type(task_events, "llm.request") and not of_type(task_events, "llm.retry")
         [event] = of_type(
             events(http, agent=other_agent, task_id=rejected["id"]), "bulkhead.rejected"
         )

@@ -62,8 +62,17 @@ def test_multi_step_tool_loop_round_trips_call_ids(
                     call("call_l", "list_files"),
                 ]
             },
-            {"tool_calls": [call("call_e", "edit_file", path="notes/todo.md", old_text="- two",
-                                 new_text="- 2")]},
+            {
+                "tool_calls": [
+                    call(
+                        "call_e",
+                        "edit_file",
+                        path="notes/todo.md",
+                        old_text="- two",
+                        new_text="- 2",
+                    )
+                ]
+            },
             {"tool_calls": [call("call_r", "read_file", path="notes/todo.md")]},
             {"text": "updated the todo list"},
         ],
@@ -76,30 +85,46 @@ def test_multi_step_tool_loop_round_trips_call_ids(
     sent = [r.body for r in fake.requests(model=model)]
     assert len(sent) == 4
     assert declared_tools(provider, sent[0]) == [
-        "list_files", "read_file", "write_file", "edit_file", "search_files", "delete_file",
+        "list_files",
+        "read_file",
+        "write_file",
+        "edit_file",
+        "search_files",
+        "delete_file",
     ]
     first, last = tool_results(provider, sent[1]), tool_results(provider, sent[3])
     if provider == "openai":
-        assert first == {"call_w": "created notes/todo.md (12 bytes)",
-                         "call_l": "notes/todo.md (12 bytes)"}
+        assert first == {
+            "call_w": "created notes/todo.md (12 bytes)",
+            "call_l": "notes/todo.md (12 bytes)",
+        }
         assert last["call_r"] == "- one\n- 2\n"
     elif provider == "anthropic":
-        assert first == {"call_w": ("created notes/todo.md (12 bytes)", False),
-                         "call_l": ("notes/todo.md (12 bytes)", False)}
+        assert first == {
+            "call_w": ("created notes/todo.md (12 bytes)", False),
+            "call_l": ("notes/todo.md (12 bytes)", False),
+        }
         assert last["call_r"] == ("- one\n- 2\n", False)
     else:
-        assert first == {"call_w": ("write_file", {"result": "created notes/todo.md (12 bytes)"}),
-                         "call_l": ("list_files", {"result": "notes/todo.md (12 bytes)"})}
+        assert first == {
+            "call_w": ("write_file", {"result": "created notes/todo.md (12 bytes)"}),
+            "call_l": ("list_files", {"result": "notes/todo.md (12 bytes)"}),
+        }
         assert last["call_r"] == ("read_file", {"result": "- one\n- 2\n"})
 
     listed = client.get(f"/v1/agents/{name}/files").json()
     assert [f["path"] for f in listed["files"]] == ["notes/todo.md"] and not listed["truncated"]
     content = client.get(f"/v1/agents/{name}/files/notes/todo.md").json()
     assert content == {"path": "notes/todo.md", "size": 10, "content": "- one\n- 2\n"}
-    calls = [(e["payload"]["tool"], e["payload"]["call_id"])
-             for e in events(client, name, "tool.call")]
-    assert calls == [("write_file", "call_w"), ("list_files", "call_l"), ("edit_file", "call_e"),
-                     ("read_file", "call_r")]
+    calls = [
+        (e["payload"]["tool"], e["payload"]["call_id"]) for e in events(client, name, "tool.call")
+    ]
+    assert calls == [
+        ("write_file", "call_w"),
+        ("list_files", "call_l"),
+        ("edit_file", "call_e"),
+        ("read_file", "call_r"),
+    ]
     results = events(client, name, "tool.result")
     assert [e["payload"]["is_error"] for e in results] == [False] * 4
     assert all(e["task_id"] == done["id"] for e in results)
@@ -235,27 +260,48 @@ def test_size_limit_quota_and_binary(limits: dict[str, Any], fake: FakeUpstreamC
     workspace.mkdir(parents=True)
     (workspace / "big.log").write_text("z" * 5000)
     (workspace / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00")
-    writes = [call(f"w{i}", "write_file", path=f"part{i}.txt", content="q" * 2000)
-              for i in range(5)]
+    writes = [
+        call(f"w{i}", "write_file", path=f"part{i}.txt", content="q" * 2000) for i in range(5)
+    ]
     fake.script(
         model,
         [
-            {"tool_calls": [call("big", "write_file", path="huge.txt", content="x" * 5000),
-                            call("rb", "read_file", path="big.log"),
-                            call("png", "read_file", path="logo.png"), *writes]},
+            {
+                "tool_calls": [
+                    call("big", "write_file", path="huge.txt", content="x" * 5000),
+                    call("rb", "read_file", path="big.log"),
+                    call("png", "read_file", path="logo.png"),
+                    *writes,
+                ]
+            },
             {"text": "done"},
         ],
     )
     done = wait_task(http, submit(http, name, "fill it up")["id"])
     assert done["state"] == "succeeded", done
-    outcome = {e["payload"]["call_id"]: e["payload"]["data"].get("error")
-               for e in events(http, name, "tool.result")}
+    outcome = {
+        e["payload"]["call_id"]: e["payload"]["data"].get("error")
+        for e in events(http, name, "tool.result")
+    }
     # 5000 (big.log) + 11 (png) + 5 * 2000 = 15011 <= 16384; a sixth part would not fit
-    assert outcome == {"big": "too_large", "rb": "too_large", "png": "binary",
-                       "w0": None, "w1": None, "w2": None, "w3": None, "w4": None}
+    assert outcome == {
+        "big": "too_large",
+        "rb": "too_large",
+        "png": "binary",
+        "w0": None,
+        "w1": None,
+        "w2": None,
+        "w3": None,
+        "w4": None,
+    }
     assert done["files_changed"] == [f"part{i}.txt" for i in range(5)]
-    fake.script(model, [{"tool_calls": [call("w5", "write_file", path="part5.txt",
-                                             content="q" * 2000)]}, {"text": "ok"}])
+    fake.script(
+        model,
+        [
+            {"tool_calls": [call("w5", "write_file", path="part5.txt", content="q" * 2000)]},
+            {"text": "ok"},
+        ],
+    )
     wait_task(http, submit(http, name, "one more")["id"])
     quota = events(http, name, "tool.result")[-1]["payload"]
     assert quota["call_id"] == "w5" and quota["data"]["error"] == "quota_exceeded"
@@ -276,8 +322,13 @@ def test_workspace_must_be_inside_an_allowed_root(
     (roots / "sneaky").symlink_to(tmp)
     name, model = new_coder(http, workspace=str(project))
     assert http.get(f"/v1/agents/{name}").json()["workspace"] == os.path.realpath(project)
-    fake.script(model, [{"tool_calls": [call("w", "write_file", path="main.py",
-                                             content="print('hi')\n")]}, {"text": "ok"}])
+    fake.script(
+        model,
+        [
+            {"tool_calls": [call("w", "write_file", path="main.py", content="print('hi')\n")]},
+            {"text": "ok"},
+        ],
+    )
     assert wait_task(http, submit(http, name, "write main")["id"])["state"] == "succeeded"
     assert (project / "main.py").read_text() == "print('hi')\n"
     for bad in (str(tmp), str(roots / "sneaky" / "x"), str(roots / ".." / "data"), "relative"):
@@ -285,8 +336,9 @@ def test_workspace_must_be_inside_an_allowed_root(
         response = http.post("/v1/agents", json=body)
         assert response.status_code == 422, (bad, response.text)
         assert response.json()["error"]["type"] == "validation_error"
-    chat = http.post("/v1/agents", json={"name": unique("c"), "model": "m",
-                                         "workspace": str(project)})
+    chat = http.post(
+        "/v1/agents", json={"name": unique("c"), "model": "m", "workspace": str(project)}
+    )
     assert chat.status_code == 422
 
 
@@ -301,8 +353,10 @@ def test_cancel_during_a_tool_loop_leaves_no_partial_file(
         with httpx.Client(base_url=proc.url, timeout=10.0) as http:
             name, model = new_coder(http)
             size = 1_500_000
-            writes = [call(f"w{i}", "write_file", path=f"blob{i}.txt", content=str(i) * size)
-                      for i in range(6)]
+            writes = [
+                call(f"w{i}", "write_file", path=f"blob{i}.txt", content=str(i) * size)
+                for i in range(6)
+            ]
             fake.script(model, [{"tool_calls": writes}, {"latency_s": 30, "repeat": -1}])
             task = submit(http, name, "write blobs")
 

@@ -36,7 +36,9 @@ class Replica:
         seqs: list[int] = []
         async with asyncio.timeout(timeout_s):
             while len(seqs) < count:
-                seqs.append((await self.sub.queue.get()).seq)
+                event = await self.sub.next()
+                assert event is not None, "the subscription was closed"
+                seqs.append(event.seq)
         return seqs
 
 

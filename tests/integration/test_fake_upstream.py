@@ -85,8 +85,12 @@ def test_openai_default_reply_echoes_the_user(fake: FakeUpstreamClient, http: ht
     choice = data["choices"][0]
     assert choice["message"]["content"] == f"echo: {USER}"
     assert choice["finish_reason"] == "stop"
-    assert data["usage"] == {"prompt_tokens": 4, "completion_tokens": 5, "total_tokens": 9,
-                             "prompt_tokens_details": {"cached_tokens": 0}}
+    assert data["usage"] == {
+        "prompt_tokens": 4,
+        "completion_tokens": 5,
+        "total_tokens": 9,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
 
 
 def test_openai_tool_calls_carry_json_string_arguments(
@@ -108,8 +112,9 @@ def test_openai_stream_sends_deltas_usage_chunk_and_done(
     fake: FakeUpstreamClient, http: httpx.Client
 ) -> None:
     """OpenAI SSE: content deltas, finish chunk, a usage chunk with no choices, then [DONE]."""
-    fake.script("gpt-4o", [{"text": "sunny and warm", "usage": {"input_tokens": 11,
-                                                                "output_tokens": 3}}])
+    fake.script(
+        "gpt-4o", [{"text": "sunny and warm", "usage": {"input_tokens": 11, "output_tokens": 3}}]
+    )
     response = http.post(OPENAI, json=openai_body(stream=True))
     assert response.headers["content-type"].startswith("text/event-stream")
     assert sse_events(response.text)[-1] == (None, "[DONE]")
@@ -149,26 +154,37 @@ def test_tool_result_turn_answers_done(fake: FakeUpstreamClient, http: httpx.Cli
     """An unscripted turn ending in a tool result answers `done: <result>` in all protocols."""
     openai_messages = [
         {"role": "user", "content": "weather?"},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "c1", "type": "function", "function": {"name": "w", "arguments": "{}"}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "w", "arguments": "{}"}}
+            ],
+        },
         {"role": "tool", "tool_call_id": "c1", "content": "rain"},
     ]
     data = http.post(OPENAI, json={"model": "m", "messages": openai_messages}).json()
     assert data["choices"][0]["message"]["content"] == "done: rain"
     anthropic_messages = [
         {"role": "user", "content": "weather?"},
-        {"role": "assistant", "content": [
-            {"type": "tool_use", "id": "toolu_1", "name": "w", "input": {}}]},
-        {"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": "toolu_1", "content": "snow"}]},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "toolu_1", "name": "w", "input": {}}],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "snow"}],
+        },
     ]
     body = {"model": "m", "max_tokens": 5, "messages": anthropic_messages}
     assert http.post(ANTHROPIC, json=body).json()["content"][0]["text"] == "done: snow"
     gemini_contents = [
         {"role": "user", "parts": [{"text": "weather?"}]},
         {"role": "model", "parts": [{"functionCall": {"name": "w", "args": {}}}]},
-        {"role": "user", "parts": [{"functionResponse": {"name": "w",
-                                                         "response": {"result": "fog"}}}]},
+        {
+            "role": "user",
+            "parts": [{"functionResponse": {"name": "w", "response": {"result": "fog"}}}],
+        },
     ]
     data = http.post(GEMINI, json={"contents": gemini_contents}).json()
     assert data["candidates"][0]["content"]["parts"][0]["text"] == "done: fog"
@@ -179,14 +195,19 @@ def test_tool_result_turn_answers_done(fake: FakeUpstreamClient, http: httpx.Cli
 
 def test_anthropic_tool_use_blocks(fake: FakeUpstreamClient, http: httpx.Client) -> None:
     """Anthropic non-streaming: text then tool_use blocks (toolu_ ids, object input)."""
-    fake.script("claude-sonnet-4-5", [{"text": "Checking.",
-                                       "tool_calls": [{"name": "get_weather",
-                                                       "arguments": {"city": "Oslo"}}]}])
+    fake.script(
+        "claude-sonnet-4-5",
+        [
+            {
+                "text": "Checking.",
+                "tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}],
+            }
+        ],
+    )
     response = http.post(ANTHROPIC, json=anthropic_body())
     assert response.headers["request-id"].startswith("req_")
     data = response.json()
-    assert (data["type"], data["role"], data["stop_reason"]) == ("message", "assistant",
-                                                                 "tool_use")
+    assert (data["type"], data["role"], data["stop_reason"]) == ("message", "assistant", "tool_use")
     text, tool = data["content"]
     assert text == {"type": "text", "text": "Checking."}
     assert tool["type"] == "tool_use" and tool["id"].startswith("toolu_")
@@ -204,9 +225,16 @@ def test_anthropic_default_reply(fake: FakeUpstreamClient, http: httpx.Client) -
 
 def test_anthropic_stream_event_sequence(fake: FakeUpstreamClient, http: httpx.Client) -> None:
     """Anthropic SSE: message_start, ping, text and tool_use blocks, message_delta, stop."""
-    fake.script("claude-sonnet-4-5", [{"text": "Let me look.", "tool_calls": [TOOL],
-                                       "usage": {"input_tokens": 20, "output_tokens": 8,
-                                                 "cached_input_tokens": 5}}])
+    fake.script(
+        "claude-sonnet-4-5",
+        [
+            {
+                "text": "Let me look.",
+                "tool_calls": [TOOL],
+                "usage": {"input_tokens": 20, "output_tokens": 8, "cached_input_tokens": 5},
+            }
+        ],
+    )
     response = http.post(ANTHROPIC, json=anthropic_body(stream=True))
     events = sse_events(response.text)
     for name, data in events:
@@ -245,8 +273,13 @@ def test_gemini_function_call_parts(
     candidate = data["candidates"][0]
     assert candidate["content"]["role"] == "model"
     assert candidate["content"]["parts"] == [
-        {"functionCall": {"id": "call_1", "name": "get_weather",
-                          "args": {"city": "Paris", "days": 2}}}
+        {
+            "functionCall": {
+                "id": "call_1",
+                "name": "get_weather",
+                "args": {"city": "Paris", "days": 2},
+            }
+        }
     ]
     assert candidate["finishReason"] == "STOP"
     usage = data["usageMetadata"]
@@ -286,20 +319,48 @@ def test_scripted_status_and_retry_headers(fake: FakeUpstreamClient, http: httpx
     assert response.status_code == 429
     for name, value in headers.items():
         assert response.headers[name] == value
-    assert response.json() == {"error": {"message": "Rate limit reached for requests.",
-                                         "type": "requests", "param": None,
-                                         "code": "rate_limit_exceeded"}}
+    assert response.json() == {
+        "error": {
+            "message": "Rate limit reached for requests.",
+            "type": "requests",
+            "param": None,
+            "code": "rate_limit_exceeded",
+        }
+    }
 
 
 @pytest.mark.parametrize(
     ("path", "body", "expected"),
     [
-        (OPENAI, openai_body("m"), {"error": {"message": "Overloaded!", "type": "server_error",
-                                              "param": None, "code": "overloaded"}}),
-        (ANTHROPIC, anthropic_body("m"), {"type": "error", "error": {
-            "type": "overloaded_error", "message": "Overloaded!"}}),
-        ("/v1beta/models/m:generateContent", gemini_body(), {"error": {
-            "code": 503, "message": "Overloaded!", "status": "UNAVAILABLE", "details": []}}),
+        (
+            OPENAI,
+            openai_body("m"),
+            {
+                "error": {
+                    "message": "Overloaded!",
+                    "type": "server_error",
+                    "param": None,
+                    "code": "overloaded",
+                }
+            },
+        ),
+        (
+            ANTHROPIC,
+            anthropic_body("m"),
+            {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded!"}},
+        ),
+        (
+            "/v1beta/models/m:generateContent",
+            gemini_body(),
+            {
+                "error": {
+                    "code": 503,
+                    "message": "Overloaded!",
+                    "status": "UNAVAILABLE",
+                    "details": [],
+                }
+            },
+        ),
     ],
     ids=["openai", "anthropic", "gemini"],
 )
@@ -324,8 +385,9 @@ def test_gemini_429_carries_retry_info(fake: FakeUpstreamClient, http: httpx.Cli
     assert response.status_code == 429
     error = response.json()["error"]
     assert (error["code"], error["status"]) == (429, "RESOURCE_EXHAUSTED")
-    assert error["details"] == [{"@type": "type.googleapis.com/google.rpc.RetryInfo",
-                                 "retryDelay": "2s"}]
+    assert error["details"] == [
+        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "2s"}
+    ]
 
 
 def test_anthropic_error_body_has_request_id(fake: FakeUpstreamClient, http: httpx.Client) -> None:
@@ -381,8 +443,7 @@ def test_stream_error_event_after_200(
     fake: FakeUpstreamClient, http: httpx.Client, path: str, body: Any, model: str
 ) -> None:
     """`stream_error`: HTTP 200, one normal chunk, then the protocol's in-stream error event."""
-    spec = {"type": "overloaded_error" if path == ANTHROPIC else "UNAVAILABLE",
-            "message": "busy"}
+    spec = {"type": "overloaded_error" if path == ANTHROPIC else "UNAVAILABLE", "message": "busy"}
     fake.script(model, [{"stream_error": spec}])
     response = http.post(path, json=body)
     assert response.status_code == 200
@@ -413,9 +474,12 @@ def test_drip_slows_a_stream_between_events(fake: FakeUpstreamClient, proc: Proc
     fake.script("gpt-4o", [{"text": "a b c", "drip_s": 30}])
     first = b""
     timeout = httpx.Timeout(5, read=2.0)  # generous: the first event must beat it
-    with pytest.raises(httpx.ReadTimeout), httpx.stream(
-        "POST", proc.url + OPENAI, json=openai_body(stream=True), timeout=timeout
-    ) as response:
+    with (
+        pytest.raises(httpx.ReadTimeout),
+        httpx.stream(
+            "POST", proc.url + OPENAI, json=openai_body(stream=True), timeout=timeout
+        ) as response,
+    ):
         for chunk in response.iter_bytes():
             first += chunk
     assert first.startswith(b"data: {") and b"[DONE]" not in first
@@ -430,8 +494,10 @@ def test_repeat_and_default_queue(fake: FakeUpstreamClient, http: httpx.Client) 
     fake.script("*", [{"text": "fallback", "repeat": -1}])
     statuses = [http.post(OPENAI, json=openai_body()).status_code for _ in range(3)]
     assert statuses == [500, 500, 200]
-    texts = [http.post(OPENAI, json=openai_body(m)).json()["choices"][0]["message"]["content"]
-             for m in ("gpt-4o", "other", "other")]
+    texts = [
+        http.post(OPENAI, json=openai_body(m)).json()["choices"][0]["message"]["content"]
+        for m in ("gpt-4o", "other", "other")
+    ]
     assert texts == ["fallback"] * 3
     assert fake.pending() == {"*": 1}
 
@@ -450,8 +516,7 @@ def test_requests_are_recorded_with_auth_redacted(
     fake.script("gpt-4o", [{"status": 429}])
     http.post(OPENAI, json=openai_body(), headers={"authorization": "Bearer sk-secret"})
     http.post(ANTHROPIC, json=anthropic_body(), headers={"x-api-key": "sk-ant-secret"})
-    http.post(GEMINI + "?key=g-secret", json=gemini_body(),
-              headers={"x-goog-api-key": "g-secret"})
+    http.post(GEMINI + "?key=g-secret", json=gemini_body(), headers={"x-goog-api-key": "g-secret"})
     records = fake.requests()
     assert [r.model for r in records] == ["gpt-4o", "claude-sonnet-4-5", "gemini-2.5-flash"]
     assert records[0].headers["authorization"] == "<redacted:present>"
@@ -462,8 +527,13 @@ def test_requests_are_recorded_with_auth_redacted(
     assert records[0].body == openai_body()
     assert [r.path for r in fake.requests(path="/v1/messages")] == [ANTHROPIC]
     raw = http.get("/_fake/requests", params={"model": "gpt-4o"}).json()
-    assert raw["count"] == 1 and set(raw["requests"][0]) >= {"path", "model", "headers",
-                                                             "body", "received_at"}
+    assert raw["count"] == 1 and set(raw["requests"][0]) >= {
+        "path",
+        "model",
+        "headers",
+        "body",
+        "received_at",
+    }
 
 
 def test_invalid_json_request_is_recorded_and_rejected(
@@ -487,22 +557,23 @@ def test_reset_clears_scripts_and_records(fake: FakeUpstreamClient, http: httpx.
 
 def test_bad_script_is_422(fake: FakeUpstreamClient, http: httpx.Client) -> None:
     """A script with an unknown field or bad repeat is rejected with 422 and queues nothing."""
-    assert http.post("/_fake/script", json={"model": "m", "steps": [{"stauts": 1}]}).status_code \
-        == 422
-    assert http.post("/_fake/script", json={"model": "m", "steps": [{"repeat": 0}]}).status_code \
-        == 422
+    assert (
+        http.post("/_fake/script", json={"model": "m", "steps": [{"stauts": 1}]}).status_code == 422
+    )
+    assert (
+        http.post("/_fake/script", json={"model": "m", "steps": [{"repeat": 0}]}).status_code == 422
+    )
     assert http.get("/_fake/health").json() == {"status": "ok"}
     assert fake.pending() == {}
 
 
-async def test_concurrent_requests_each_take_one_step(
-    fake: FakeUpstreamClient, proc: Proc
-) -> None:
+async def test_concurrent_requests_each_take_one_step(fake: FakeUpstreamClient, proc: Proc) -> None:
     """Under concurrency every scripted step is served exactly once and every call recorded."""
     n = 60
     await fake.ascript("gpt-4o", [{"text": f"answer {i}", "latency_s": 0.2} for i in range(n)])
-    async with httpx.AsyncClient(base_url=proc.url, timeout=10,
-                                 limits=httpx.Limits(max_connections=n)) as client:
+    async with httpx.AsyncClient(
+        base_url=proc.url, timeout=10, limits=httpx.Limits(max_connections=n)
+    ) as client:
         responses = await asyncio.gather(
             *(client.post(OPENAI, json=openai_body()) for _ in range(n))
         )

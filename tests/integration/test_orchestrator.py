@@ -30,10 +30,29 @@ def test_orchestrator_creates_and_commands_a_coder(
     fake.script(
         boss_model,
         [
-            {"tool_calls": [call("o1", "create_agent", name=bot, kind="coder",
-                                 provider="openai", model=bot_model)]},
-            {"tool_calls": [call("o2", "command_agent", name=bot, wait_s=30,
-                                 prompt="Write README.md listing three ideas.")]},
+            {
+                "tool_calls": [
+                    call(
+                        "o1",
+                        "create_agent",
+                        name=bot,
+                        kind="coder",
+                        provider="openai",
+                        model=bot_model,
+                    )
+                ]
+            },
+            {
+                "tool_calls": [
+                    call(
+                        "o2",
+                        "command_agent",
+                        name=bot,
+                        wait_s=30,
+                        prompt="Write README.md listing three ideas.",
+                    )
+                ]
+            },
             {"tool_calls": [call("o3", "read_agent_file", name=bot, path="README.md")]},
             {"text": f"{bot} wrote README.md with three ideas."},
         ],
@@ -48,8 +67,11 @@ def test_orchestrator_creates_and_commands_a_coder(
     create_agent(client, boss, model=boss_model, kind="orchestrator", provider="anthropic")
     after = client.get("/v1/events", params={"limit": 1}).json()["last_seq"]
     with open_events(service.url, after_seq=after) as ws:
-        task = submit(client, boss, f"Create a coder agent called {bot} and have it write "
-                                    "README.md listing three ideas.")
+        task = submit(
+            client,
+            boss,
+            f"Create a coder agent called {bot} and have it write README.md listing three ideas.",
+        )
         seen = recv_until(
             ws,
             lambda e: e["type"] == "task.succeeded" and e["agent"] == boss,
@@ -102,12 +124,14 @@ def test_orchestrator_guard_rails(client: httpx.Client, fake: FakeUpstreamClient
     fake.script(
         model,
         [
-            {"tool_calls": [
-                call("d", "delete_agent", name=boss),
-                call("o", "create_agent", name=unique("sub"), kind="orchestrator"),
-                *(call(f"c{i}", "create_agent", name=n) for i, n in enumerate(names)),
-                call("r", "report_costs"),
-            ]},
+            {
+                "tool_calls": [
+                    call("d", "delete_agent", name=boss),
+                    call("o", "create_agent", name=unique("sub"), kind="orchestrator"),
+                    *(call(f"c{i}", "create_agent", name=n) for i, n in enumerate(names)),
+                    call("r", "report_costs"),
+                ]
+            },
             {"text": "done"},
         ],
     )
@@ -123,7 +147,10 @@ def test_orchestrator_guard_rails(client: httpx.Client, fake: FakeUpstreamClient
     assert f"{boss} (openai/{model})" in results["r"] and "total: $" in results["r"]
     live = {a["name"] for a in client.get("/v1/agents").json()["agents"]}
     assert boss in live and set(names[:5]) <= live and names[5] not in live
-    flags = {e["payload"]["call_id"]: e["payload"]["is_error"]
-             for e in client.get("/v1/events", params={"agent": boss, "type": "tool.result"})
-             .json()["events"]}
+    flags = {
+        e["payload"]["call_id"]: e["payload"]["is_error"]
+        for e in client.get("/v1/events", params={"agent": boss, "type": "tool.result"}).json()[
+            "events"
+        ]
+    }
     assert [k for k, is_error in flags.items() if is_error] == ["d", "o", "c5"]

@@ -101,8 +101,14 @@ def test_session_commands_an_agent_and_reports_its_task(
         rt_fake,
         ask,
         {"tool_calls": [{"name": "create_agent", "arguments": {"name": name, "kind": "coder"}}]},
-        {"tool_calls": [{"name": "command_agent",
-                         "arguments": {"name": name, "prompt": "write hello.txt", "wait_s": 60}}]},
+        {
+            "tool_calls": [
+                {
+                    "name": "command_agent",
+                    "arguments": {"name": name, "prompt": "write hello.txt", "wait_s": 60},
+                }
+            ]
+        },
         {"text": "I asked the coder to start."},
         {"text": "The coder is done."},
     )
@@ -145,9 +151,13 @@ def test_session_commands_an_agent_and_reports_its_task(
     assert headers["headers"]["authorization"] == "<redacted:present>"
 
     events = service_events(http, session["session_id"])
-    wait_until(lambda: any(e["type"] == "realtime.session.ended"
-                           for e in service_events(http, session["session_id"])),
-               what="the session's end event")
+    wait_until(
+        lambda: any(
+            e["type"] == "realtime.session.ended"
+            for e in service_events(http, session["session_id"])
+        ),
+        what="the session's end event",
+    )
     events = service_events(http, session["session_id"])
     types = [e["type"] for e in events]
     assert types[0] == "realtime.session.started" and types.count("realtime.tool_call") == 2
@@ -234,9 +244,13 @@ def test_upstream_drop_closes_the_client_with_4502(
     assert frames[-1]["type"] == "error"
     assert frames[-1]["error"]["type"] == "upstream_closed" and frames[-1]["error"]["reconnect"]
     assert close.code == 4502 and close.reason == "upstream closed: reconnect"
-    wait_until(lambda: any(e["type"] == "realtime.session.ended"
-                           for e in service_events(http, session["session_id"])),
-               what="the session's end event")
+    wait_until(
+        lambda: any(
+            e["type"] == "realtime.session.ended"
+            for e in service_events(http, session["session_id"])
+        ),
+        what="the session's end event",
+    )
     ended = service_events(http, session["session_id"])[-1]["payload"]
     assert ended["outcome"] == "upstream_closed" and ended["close_code"] == 4502
 

@@ -400,7 +400,7 @@ async def test_stream_cut_before_message_stop_is_malformed_response() -> None:
 @pytest.mark.parametrize(
     ("status", "kind", "message", "cls"),
     [
-        (400, "invalid_request_error", "messages: field required", pe.BadRequest),
+        (400, "invalid_request_error", "messages: field required", pe.InvalidRequest),
         (
             400,
             "invalid_request_error",
@@ -418,7 +418,7 @@ async def test_stream_cut_before_message_stop_is_malformed_response() -> None:
         (402, "billing_error", "payment required", pe.QuotaExhausted),
         (403, "permission_error", "no access", pe.PermissionDenied),
         (404, "not_found_error", "model: nope", pe.ModelNotFound),
-        (413, "request_too_large", "Request exceeds the maximum size", pe.BadRequest),
+        (413, "request_too_large", "Request exceeds the maximum size", pe.InvalidRequest),
         (429, "rate_limit_error", "slow down", pe.RateLimited),
         (500, "api_error", "Internal server error", pe.ServerError),
         (504, "timeout_error", "timed out", pe.ProviderTimeout),

@@ -406,3 +406,61 @@ def test_task_limit_above_bulkhead_warns(tmp_path: Path) -> None:
         f.level == "WARN" and "bulkhead_full" in f.message and "MAX_CONCURRENT_TASKS" in f.message
         for f in findings
     )
+
+
+def test_every_problem_is_reported_in_one_run(tmp_path: Path) -> None:
+    """Five problems (field values and rules across settings) show up in one run."""
+    env = {
+        **good_env(tmp_path),
+        "BIGTHREE_PORT": "0",
+        "GEMINI_BASE_URL": "http://",
+        "BIGTHREE_API_KEYS": "short",
+        "BIGTHREE_RETRY_INITIAL_BACKOFF_S": "10",
+        "BIGTHREE_RETRY_MAX_BACKOFF_S": "1",
+        "BIGTHREE_DEFAULT_TASK_TIMEOUT_S": "100",
+        "BIGTHREE_MAX_TASK_TIMEOUT_S": "10",
+    }
+    code, lines = check(tmp_path, env)
+    assert code == 1
+    errors = lines_at("ERROR", lines)
+    for var in (
+        "BIGTHREE_PORT",
+        "GEMINI_BASE_URL",
+        "BIGTHREE_API_KEYS",
+        "BIGTHREE_RETRY_INITIAL_BACKOFF_S",
+        "BIGTHREE_DEFAULT_TASK_TIMEOUT_S",
+    ):
+        assert any(line.startswith(f"ERROR {var}") for line in errors), (var, lines)
+
+
+def test_empty_url_host_is_one_error_and_no_contradicting_ok(tmp_path: Path) -> None:
+    """GEMINI_BASE_URL=http:// is one ERROR, and no line calls gemini fine."""
+    code, lines = check(tmp_path, {**good_env(tmp_path), "GEMINI_BASE_URL": "http://"})
+    assert code == 1
+    assert [line for line in lines if "GEMINI" in line] == [
+        "ERROR GEMINI_BASE_URL: is not an http(s) URL with a host: 'http://'"
+    ]
+
+
+def test_serve_refuses_what_check_config_refuses(tmp_path: Path) -> None:
+    """`serve` exits 2 with the same readable lines (env var names) as check-config."""
+    env = {
+        **good_env(tmp_path),
+        "BIGTHREE_RETRY_INITIAL_BACKOFF_S": "10",
+        "BIGTHREE_RETRY_MAX_BACKOFF_S": "1",
+        "BIGTHREE_PORT": "0",
+    }
+    _, lines = check(tmp_path, env)
+    expected = lines_at("ERROR", lines)
+    assert len(expected) == 2
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "serve"],
+        env={**os.environ, **env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert [line.strip() for line in result.stderr.splitlines()[1:]] == expected
+    assert "retry_initial_backoff_s" not in result.stderr  # no internal field names

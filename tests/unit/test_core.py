@@ -145,8 +145,9 @@ def test_hub_drops_a_full_subscriber_and_keeps_others() -> None:
         fast = hub.subscribe(EventFilter())
         for seq in range(1, 4):
             hub.publish(_event(seq))
-            fast.queue.get_nowait()
-        assert slow.close_code == SLOW_CONSUMER and slow.closed.is_set()
+            assert (await fast.next()) == _event(seq)
+        assert slow.close_code == SLOW_CONSUMER and slow.closed
+        assert await slow.next() is None
         assert hub.subscriber_count == 1 and hub.dropped == 1
         hub.close_all()
         assert fast.close_code == 1001

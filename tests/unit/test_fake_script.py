@@ -133,8 +133,9 @@ def test_raw_string_arguments_are_kept_verbatim_even_when_invalid() -> None:
 
 def test_scripted_usage_overrides_counts_and_caps_cached_tokens() -> None:
     """Scripted usage wins field by field; cached tokens never exceed input tokens."""
-    step = Step.model_validate({"text": "hi", "usage": {"output_tokens": 9,
-                                                        "cached_input_tokens": 100}})
+    step = Step.model_validate(
+        {"text": "hi", "usage": {"output_tokens": 9, "cached_input_tokens": 100}}
+    )
     reply = build_reply(step, PROMPT, id_prefix="x")
     assert (reply.input_tokens, reply.output_tokens, reply.cached_input_tokens) == (7, 9, 7)
 

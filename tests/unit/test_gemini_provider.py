@@ -430,8 +430,8 @@ BILLING = (
     [
         (400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
          BAD_KEY_DETAILS, pe.AuthenticationFailed),
-        (400, "INVALID_ARGUMENT", "Invalid JSON payload received.", None, pe.BadRequest),
-        (400, "FAILED_PRECONDITION", "User location is not supported.", None, pe.BadRequest),
+        (400, "INVALID_ARGUMENT", "Invalid JSON payload received.", None, pe.InvalidRequest),
+        (400, "FAILED_PRECONDITION", "User location is not supported.", None, pe.InvalidRequest),
         (403, "PERMISSION_DENIED", "Permission denied.", None, pe.PermissionDenied),
         (404, "NOT_FOUND", "models/nope is not found", None, pe.ModelNotFound),
         (429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).", None,

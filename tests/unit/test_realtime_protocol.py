@@ -24,10 +24,15 @@ def test_client_messages_parse_by_type() -> None:
     """Each documented message parses to its model; audio must be base64."""
     audio = base64.b64encode(b"\x00\x01" * 10).decode()
     assert isinstance(p.parse_client_message('{"type": "input_text", "text": "hi"}'), p.InputText)
-    assert isinstance(p.parse_client_message(f'{{"type": "input_audio", "audio": "{audio}"}}'),
-                      p.InputAudio)
-    for kind, model in (("commit", p.Commit), ("cancel", p.Cancel), ("close", p.Close),
-                        ("ping", p.Ping)):
+    assert isinstance(
+        p.parse_client_message(f'{{"type": "input_audio", "audio": "{audio}"}}'), p.InputAudio
+    )
+    for kind, model in (
+        ("commit", p.Commit),
+        ("cancel", p.Cancel),
+        ("close", p.Close),
+        ("ping", p.Ping),
+    ):
         assert isinstance(p.parse_client_message(f'{{"type": "{kind}"}}'), model)
 
 
@@ -95,8 +100,12 @@ async def _noop(_: BaseModel) -> ToolResult:
 
 def test_function_tools_hide_wait_s_from_command_agent() -> None:
     """Tools become Realtime functions; command_agent loses its wait_s parameter."""
-    toolset = Toolset([Tool("command_agent", "Command.", _Command, _noop),
-                       Tool("other", "Other.", _Command, _noop)])
+    toolset = Toolset(
+        [
+            Tool("command_agent", "Command.", _Command, _noop),
+            Tool("other", "Other.", _Command, _noop),
+        ]
+    )
     tools = {t["name"]: t for t in function_tools(toolset)}
     assert tools["command_agent"]["type"] == "function"
     assert tools["command_agent"]["description"] == "Command."

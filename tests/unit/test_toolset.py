@@ -85,7 +85,12 @@ async def test_workspace_tools_round_trip(coder_tools: tuple[Toolset, list[str],
     record each changed path once, in canonical form."""
     tools, changed, root = coder_tools
     assert [s.name for s in tools.specs()] == [
-        "list_files", "read_file", "write_file", "edit_file", "search_files", "delete_file",
+        "list_files",
+        "read_file",
+        "write_file",
+        "edit_file",
+        "search_files",
+        "delete_file",
     ]
     wrote = await tools.call("write_file", {"path": "./src//app.py", "content": "a = 1\nb = 2\n"})
     assert not wrote.is_error and wrote.content == "created src/app.py (12 bytes)"

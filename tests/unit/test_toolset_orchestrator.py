@@ -60,8 +60,15 @@ async def test_specs_cover_the_orchestrator_tools(manager: AgentManager) -> None
     tools, _ = await _boss(manager)
     specs = {s.name: s for s in tools.specs()}
     assert list(specs) == [
-        "list_agents", "create_agent", "command_agent", "check_agent_result",
-        "cancel_task", "delete_agent", "read_agent_file", "read_browser_screen", "report_costs",
+        "list_agents",
+        "create_agent",
+        "command_agent",
+        "check_agent_result",
+        "cancel_task",
+        "delete_agent",
+        "read_agent_file",
+        "read_browser_screen",
+        "report_costs",
     ]
     assert specs["command_agent"].parameters["required"] == ["name", "prompt"]
     assert specs["command_agent"].parameters["properties"]["wait_s"]["maximum"] == 120

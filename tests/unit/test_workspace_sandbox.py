@@ -78,9 +78,7 @@ def _outside_untouched(outside: Path) -> None:
 
 
 @pytest.mark.parametrize("path", TRAVERSAL_CORPUS, ids=repr)
-def test_corpus_is_refused_by_every_operation(
-    layout: Layout, path: str
-) -> None:
+def test_corpus_is_refused_by_every_operation(layout: Layout, path: str) -> None:
     """Each corpus path is refused by read, write and delete, and nothing outside changes."""
     ws, _, outside = layout
     with pytest.raises(errors.PathRefused):

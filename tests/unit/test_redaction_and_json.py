@@ -1,0 +1,80 @@
+"""The redactor (configured secrets and secret-shaped text) and the JSON rules of event
+payloads (check at the door, repair elsewhere)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from pydantic import SecretStr
+
+from app.core import jsonsafe
+from app.core.redaction import REDACTED, Redactor, redact, remember_secrets
+
+
+def test_configured_secrets_and_shapes_are_masked() -> None:
+    """A configured key anywhere in text or JSON, and ?token=/Bearer/sk- shapes, become ***."""
+    remember_secrets([SecretStr("configured-key-0123456789"), None])
+    text = "GET /v1/events/ws?token=anything&type=x key configured-key-0123456789 Bearer abcdefgh"
+    out = redact(text)
+    assert "configured-key-0123456789" not in out and "anything" not in out
+    assert "?token=***&type=x" in out and "Bearer ***" in out
+    assert Redactor().value({"k": ["sk-abcdefghijkl", 3]}) == {"k": [REDACTED, 3]}
+
+
+def test_short_configured_values_are_not_masked_by_value() -> None:
+    """A value shorter than 8 characters would mask ordinary words: it is not learnt."""
+    redactor = Redactor()
+    redactor.add(["abc"])
+    assert redactor.text("abc abc") == "abc abc"
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ({"k": "\ud800"}, "lone surrogate"),
+        ({"\udfff": 1}, "lone surrogate"),
+        ({"k": math.nan}, "finite"),
+        ({"k": [math.inf]}, "finite"),
+        ({"k": {"k": {}}}, None),
+    ],
+)
+def test_check_refuses_what_cannot_be_served_back(value: object, why: str | None) -> None:
+    if why is None:
+        jsonsafe.check(value)
+        return
+    with pytest.raises(jsonsafe.PayloadRefused, match=why):
+        jsonsafe.check(value)
+
+
+def test_depth_limit_and_big_integers() -> None:
+    """MAX_DEPTH levels pass, one more is refused; integers of any size are kept."""
+    deep: object = {}
+    for _ in range(jsonsafe.MAX_DEPTH - 1):
+        deep = {"k": deep}
+    jsonsafe.check(deep)
+    with pytest.raises(jsonsafe.PayloadRefused, match="deeper"):
+        jsonsafe.check({"k": deep})
+    jsonsafe.check({"big": 2**200})
+
+
+def test_normalise_repairs_and_truncates() -> None:
+    """Surrogates → U+FFFD, NaN → null, too deep → marker, other objects → text; too large
+    → a truncated preview; the result always encodes as strict JSON."""
+    deep: object = "x"
+    for _ in range(40):
+        deep = [deep]
+    out = jsonsafe.normalise({"s": "a\ud800", "n": math.nan, "d": deep, "o": object}, 10_000)
+    assert out["s"] == "a\ufffd" and out["n"] is None and isinstance(out["o"], str)
+    json.dumps(out, allow_nan=False).encode("utf-8")
+    big = jsonsafe.normalise({"x": "y" * 1000}, 256)
+    assert big["truncated"] is True and big["original_bytes"] > 256
+
+
+def test_decode_stored_never_raises() -> None:
+    """Whatever a stored payload column holds, it decodes to a dict."""
+    assert jsonsafe.decode_stored('{"k": "\\ud800"}') == {"k": "\ufffd"}
+    assert jsonsafe.decode_stored("[" * 5000 + "]" * 5000)["unreadable"] is True
+    assert jsonsafe.decode_stored("[1]") == {"value": [1]}
+    assert jsonsafe.decode_stored(None) == {}

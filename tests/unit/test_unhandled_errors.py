@@ -1,0 +1,67 @@
+"""An exception nothing handles: the 500 problem, logged with status 500, and the client's
+keep-alive connection still serves its next request (a real uvicorn on loopback)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+import uvicorn
+
+from app.core.config import Settings
+from app.main import create_app
+from app.server import uvicorn_config
+from tests.support.procs import free_port, wait_until
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[int]:
+    app = create_app(Settings(_env_file=None, data_dir=tmp_path))  # type: ignore[call-arg]
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("bug")
+
+    port = free_port()
+    srv = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    wait_until(lambda: srv.started, what="uvicorn to start")
+    yield port
+    srv.should_exit = True
+    thread.join(timeout=30)
+
+
+def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    while len(body) < int(headers.get("content-length", 0)):
+        body += sock.recv(65536)
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_a_500_keeps_the_connection_and_logs_its_status(server: int) -> None:
+    """GET /boom answers the internal_error problem; the same socket then gets /health."""
+    with (
+        structlog.testing.capture_logs() as logs,
+        socket.create_connection(("127.0.0.1", server), timeout=10) as sock,
+    ):
+        sock.sendall(b"GET /boom HTTP/1.1\r\nHost: t\r\n\r\n")
+        status, headers, body = read_response(sock)
+        assert status == 500
+        assert json.loads(body)["error"]["type"] == "internal_error"
+        assert headers.get("connection") != "close"
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert read_response(sock)[0] == 200
+    lines = [e for e in logs if e.get("event") == "request" and e.get("path") == "/boom"]
+    assert [e["status"] for e in lines] == [500]
+    assert any(e.get("event") == "unhandled_error" for e in logs)
