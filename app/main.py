@@ -21,6 +21,7 @@ from app import __version__
 from app.agents.artifact_endpoints import router as artifacts_router
 from app.agents.claims import TaskClaims
 from app.agents.directory import AgentDirectory
+from app.agents.endpoints import LANE as agents_lane
 from app.agents.endpoints import router as agents_router
 from app.agents.files import router as files_router
 from app.agents.kinds.browser import BrowserRunner
@@ -40,6 +41,7 @@ from app.artifacts.service import ArtifactStore
 from app.coordination import Broadcast, build_broadcast, new_replica_id
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
+from app.core.fast_lane import FastLane
 from app.core.gc_tuning import settle_after_startup
 from app.core.http_metrics import HttpMetricsMiddleware
 from app.core.lifecycle import Teardown
@@ -50,6 +52,7 @@ from app.core.middleware import (
     UnhandledErrorMiddleware,
 )
 from app.core.redaction import remember_secrets
+from app.events.endpoints import LANE as events_lane
 from app.events.endpoints import router as events_router
 from app.events.follow import LogFollower
 from app.events.hub import GOING_AWAY, Hub
@@ -102,6 +105,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
+    app.include_router(health_router)
+    install_docs(app, settings)
+    app.include_router(agents_router)
+    app.include_router(files_router)
+    app.include_router(artifacts_router)
+    app.include_router(events_router)
+    app.include_router(task_events_router)
+    app.include_router(providers_router)
+    app.include_router(realtime_router)
+    install_ui(app, settings)
+    # middleware: the first added is the innermost
+    app.add_middleware(
+        FastLane,
+        routes=[*agents_router.routes, *events_router.routes],
+        lane=[*agents_lane, *events_lane],
+    )
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     if settings.cors_origins:
@@ -114,16 +133,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(RequestContextMiddleware)
-    app.include_router(health_router)
-    install_docs(app, settings)
-    app.include_router(agents_router)
-    app.include_router(files_router)
-    app.include_router(artifacts_router)
-    app.include_router(events_router)
-    app.include_router(task_events_router)
-    app.include_router(providers_router)
-    app.include_router(realtime_router)
-    install_ui(app, settings)
     return app
 
 

@@ -240,8 +240,11 @@ cp "$ROOT/pyproject.toml" "$ROOT/README.md" "$src/"
 tar -C "$ROOT" --exclude=__pycache__ --exclude='*.pyc' -cf - app | tar -C "$src" -xf -
 pybase=$WORK/pybase
 mkdir -p "$pybase/wheelhouse"
+# The host's 3.11 may be newer than bookworm's 3.11.2, and pip resolves markers for the host:
+# dependencies a marker keeps for older patch releases are added by name (redis needs
+# async-timeout below 3.11.3).
 logged pip-wheel "$PYTHON" -m pip wheel --wheel-dir "$pybase/wheelhouse" "${src}[claude-code]" \
-  'setuptools>=68' wheel
+  'setuptools>=68' wheel 'async-timeout>=4.0.3'
 # the image must build the project from its own source, not from this wheel
 "$PYTHON" - "$src/pyproject.toml" "$pybase/wheelhouse" <<'EOF'
 import pathlib, re, sys, tomllib

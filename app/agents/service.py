@@ -446,9 +446,14 @@ class AgentManager:
         async with self._executor.waiters.slot():
             return await self._executor.wait_for(task_id, wait_s, self._read_task)
 
+    def cached_task(self, task_id: str) -> Task | None:
+        """The task when memory holds it as it is now (live or recently finished), else
+        None: then only the store knows it (`get_task`)."""
+        return self._book.get(task_id)
+
     async def _read_task(self, task_id: str) -> Task:
         """A live or recently finished task from memory; an older one from the store."""
-        task = self._book.get(task_id)
+        task = self.cached_task(task_id)
         if task is None and TASK_ID.fullmatch(task_id):
             # a malformed id names no task: the same 404 as an unknown one, without a query
             task = await self._tasks.get(task_id)

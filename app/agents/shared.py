@@ -220,10 +220,16 @@ class SharedAgentManager(AgentManager):
         self._metrics.tasks_submitted.labels(agent.kind).inc()
         return task
 
-    async def _read_task(self, task_id: str) -> Task:
-        """A finished task from memory (it never changes again), else from the store."""
+    def cached_task(self, task_id: str) -> Task | None:
+        """Only a finished task (it never changes again): a live one may be running on
+        another replica, so its state is the store's."""
         known = self._book.get(task_id)
-        if known is not None and known.state.finished:
+        return known if known is not None and known.state.finished else None
+
+    async def _read_task(self, task_id: str) -> Task:
+        """A finished task from memory, else from the store."""
+        known = self.cached_task(task_id)
+        if known is not None:
             return known
         # a malformed id names no task: the same 404 as an unknown one, without a query
         task = await self._tasks.get(task_id) if TASK_ID.fullmatch(task_id) else None

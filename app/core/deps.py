@@ -7,7 +7,7 @@ depend on their domain only and no module needs the whole application's state.
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -20,7 +20,14 @@ from app.core.security import check_request
 T = TypeVar("T")
 
 
-def provided(conn: HTTPConnection, name: str, kind: type[T]) -> T:
+class HasApp(Protocol):
+    """A request or WebSocket (or the fast lane's request): anything that knows its app."""
+
+    @property
+    def app(self) -> Any: ...
+
+
+def provided(conn: HasApp, name: str, kind: type[T]) -> T:
     """The object the composition root stored as `app.state.<name>`."""
     value = getattr(conn.app.state, name, None)
     if not isinstance(value, kind):

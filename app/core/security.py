@@ -18,7 +18,7 @@ from app.core.config import Settings
 from app.core.errors import Unauthorized
 
 
-def _extract_bearer(header: str | None) -> str | None:
+def extract_bearer(header: str | None) -> str | None:
     if not header:
         return None
     scheme, _, token = header.partition(" ")
@@ -40,7 +40,7 @@ def key_is_valid(settings: Settings, token: str | None) -> bool:
 
 
 def check_request(settings: Settings, request: Request) -> None:
-    if not key_is_valid(settings, _extract_bearer(request.headers.get("authorization"))):
+    if not key_is_valid(settings, extract_bearer(request.headers.get("authorization"))):
         raise Unauthorized("missing or invalid bearer token", hint="Authorization: Bearer <key>")
 
 
@@ -66,7 +66,7 @@ def _subprotocol_token(websocket: WebSocket) -> str | None:
 
 def websocket_token(websocket: WebSocket) -> str | None:
     return (
-        _extract_bearer(websocket.headers.get("authorization"))
+        extract_bearer(websocket.headers.get("authorization"))
         or websocket.query_params.get("token")
         or _subprotocol_token(websocket)
     )

@@ -21,7 +21,9 @@ from typing import Annotated
 import structlog
 from fastapi import APIRouter, Query, Response, WebSocket, WebSocketDisconnect, status
 
-from app.core.deps import AuthDep, MetricsDep, SettingsDep
+from app.core.deps import AuthDep, MetricsDep, SettingsDep, provided
+from app.core.errors import AppError
+from app.core.fast_lane import LaneEntry, LaneRequest, json_response, parse_body
 from app.core.openapi import problems
 from app.core.security import refuse_unauthorized, websocket_subprotocol
 from app.events.deps import BusDep, HubDep
@@ -55,6 +57,22 @@ async def post_event(body: EventIn, bus: BusDep) -> Response:
     and never will be — send it again later."""
     event = await bus.append(external_event(bus, body))
     return Response(event.frame, status_code=201, media_type="application/json")
+
+
+async def lane_post_event(request: LaneRequest) -> Response | None:
+    """`post_event` through the fast lane (app/core/fast_lane.py)."""
+    body = parse_body(EventIn, request.body)
+    if body is None:
+        return None
+    bus = provided(request, "bus", EventBus)
+    try:
+        event = await bus.append(external_event(bus, body))
+    except AppError as exc:
+        return request.error(exc)
+    return json_response(event.frame, status.HTTP_201_CREATED)
+
+
+LANE = [LaneEntry("POST", "/v1/events", lane_post_event, takes_body=True)]
 
 
 @router.get(
