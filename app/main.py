@@ -61,6 +61,7 @@ from app.events.schemas import LiveEvent
 from app.events.service import EventBus
 from app.health.checks import Condition, Readiness
 from app.health.docs import install_docs
+from app.health.endpoints import LANE as health_lane
 from app.health.endpoints import router as health_router
 from app.providers.control import BreakerControl
 from app.providers.endpoints import router as providers_router
@@ -103,6 +104,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,  # served by install_docs, behind authentication
         docs_url=None,
         redoc_url=None,
+        # the service's telemetry is Prometheus (/metrics) and structlog; FastAPI's native
+        # OpenTelemetry would otherwise ask three global providers on every request
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     app.include_router(health_router)
@@ -118,8 +122,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # middleware: the first added is the innermost
     app.add_middleware(
         FastLane,
-        routes=[*agents_router.routes, *events_router.routes],
-        lane=[*agents_lane, *events_lane],
+        routes=[*health_router.routes, *agents_router.routes, *events_router.routes],
+        lane=[*health_lane, *agents_lane, *events_lane],
     )
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)

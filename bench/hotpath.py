@@ -668,9 +668,13 @@ async def _fanout_rows(svc: Proc, tmp: Path) -> list[Row]:
                 ) as r:
                     await r.read()
 
+            await asyncio.sleep(1.0)
+            bare_before = rss_bytes(bare.popen.pid)
             floor, held = await fan_out(
                 bare.url.replace("http", "ws") + "/ws", post_bare, subscribers, rounds
             )
+            await asyncio.sleep(1.0)
+            bare_idle = rss_bytes(bare.popen.pid)
             await close_sockets(held)
     finally:
         bare.stop()
@@ -708,10 +712,17 @@ async def _fanout_rows(svc: Proc, tmp: Path) -> list[Row]:
             "value = p99 ratio to the floor; target p99 ≤ 20 ms",
         ),
         Row(
+            "floor: bare FastAPI idle WebSocket RSS",
+            value=f"{(bare_idle - bare_before) / subscribers / 1024:,.1f} KiB",
+            details=f"{subscribers:,} sockets of the broadcast app: {mib(bare_before)} → "
+            f"{mib(bare_idle)}",
+        ),
+        Row(
             "idle event socket RSS",
             value=f"{(idle - before) / subscribers / 1024:,.1f} KiB",
             details=f"{subscribers:,} sockets: {mib(before)} → {mib(idle)}; after closing "
-            f"{mib(after)}; target ≤ 16 KiB",
+            f"{mib(after)}; {(idle - before) / max(bare_idle - bare_before, 1):.2f}x the "
+            "floor; target ≤ 16 KiB",
         ),
     ]
     return rows

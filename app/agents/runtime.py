@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
@@ -38,10 +37,6 @@ class AgentRuntime:
 
 
 TASK_ID = re.compile(r"[0-9a-f]{1,32}")  # new_id() makes 32; other shapes name no task
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
 
 
 class TaskBook:

@@ -40,7 +40,6 @@ from app.agents.runtime import (
     TASK_ID,
     AgentRuntime,
     TaskBook,
-    new_id,
 )
 from app.agents.schemas import (
     WORKSPACE_KINDS,
@@ -67,6 +66,7 @@ from app.core.errors import (
     StorageUnavailable,
     TooManyRequests,
 )
+from app.core.ids import new_id
 from app.core.metrics import Metrics
 from app.events.service import EventBus
 from app.store.backend import RowConflict

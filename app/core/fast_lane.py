@@ -58,12 +58,14 @@ LaneHandler = Callable[[LaneRequest], Awaitable[Response | None]]
 @dataclass(frozen=True, slots=True)
 class LaneEntry:
     """A FastAPI route (method + path template, at most one path parameter) the lane may
-    answer with `handler`; `takes_body`: a JSON request body is read and passed on."""
+    answer with `handler`; `takes_body`: a JSON request body is read and passed on;
+    `public`: the route asks for no key."""
 
     method: str
     template: str
     handler: LaneHandler
     takes_body: bool = False
+    public: bool = False
 
 
 def json_response(content: str | bytes, status_code: int = 200) -> Response:
@@ -132,12 +134,14 @@ class FastLane:
 
     def _match(self, scope: Scope) -> tuple[_Compiled, str] | None:
         candidates = self._by_method.get(scope["method"])
-        if not candidates or scope["query_string"] or not _authorized(scope):
+        if not candidates or scope["query_string"]:
             return None
         path = scope["path"]
         for compiled in candidates:
             found = compiled.pattern.fullmatch(path)
             if found:
+                if not (compiled.entry.public or _authorized(scope)):
+                    return None
                 return compiled, found.group(1) if found.groups() else ""
         return None
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import re
 import time
-import uuid
 
 import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import internal_error, protocol_headers
+from app.core.ids import new_id
 
 log = structlog.get_logger("bigthree.access")
 errors_log = structlog.get_logger(__name__)
@@ -43,7 +43,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = (_header(scope, b"x-request-id") or b"").decode("latin-1")
-        request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if _SAFE_ID.match(incoming) else new_id()
         scope.setdefault("state", {})["request_id"] = request_id
         status_code = 0
         started = time.perf_counter()

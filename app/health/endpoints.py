@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.requests import HTTPConnection
 
 from app.core.deps import AuthDep, MetricsDep, SettingsDep, provided
+from app.core.fast_lane import LaneEntry, LaneRequest, json_response
 from app.core.openapi import problems
 from app.core.security import check_request
 from app.health.checks import Readiness
@@ -48,6 +49,14 @@ ReadinessDep = Annotated[Readiness, Depends(get_readiness)]
 async def health() -> dict[str, str]:
     """The process is up and serving HTTP. Never authenticated."""
     return {"status": "ok"}
+
+
+async def lane_health(_: LaneRequest) -> Response:
+    """`health` through the fast lane (app/core/fast_lane.py): probes come often."""
+    return json_response(b'{"status":"ok"}')
+
+
+LANE = [LaneEntry("GET", "/health", lane_health, public=True)]
 
 
 @router.get(
