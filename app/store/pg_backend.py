@@ -22,21 +22,25 @@ ran out), and its start only while it is queued or running.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from itertools import groupby
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy import bindparam, delete, func, insert, literal_column, select, text, update
+from sqlalchemy import bindparam, func, literal_column, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.sql import ClauseElement
 
 from app.store.backend import RowConflict, StoreFailure
+from app.store.bind_values import (
+    agent_values,
+    event_row,
+    finished_values,
+    task_values,
+    usage_values,
+)
 from app.store.rows import (
     AgentDeleted,
     AgentSessionSaved,
@@ -49,120 +53,33 @@ from app.store.rows import (
     UsageAdded,
     WriteOp,
 )
-from app.store.schema import agents, events, tasks, usage_totals
+from app.store.schema import agents, events, tasks
+from app.store.statements import insert_row, prepare, prepare_shared_writes
 
 EVENTS_LOCK_KEY = 0x62696734  # "big4": one committer of events at a time
 UNFINISHED = text("state IN ('queued', 'running')")
 
 _NEWEST = select(func.coalesce(func.max(events.c.seq), 0))
 
-
-@dataclass(frozen=True, slots=True)
-class _Statement:
-    """A statement compiled once to PostgreSQL's SQL, run with asyncpg's executemany (one
-    round trip for all the rows of a batch, no per-statement compilation): the write path
-    is the hot path."""
-
-    sql: str
-    names: tuple[str, ...]
-
-    def args(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        return tuple(values[name] for name in self.names)
-
-
+# compiled once, run with asyncpg's executemany (one round trip for all the rows of a batch,
+# no per-statement compilation): the write path is the hot path
 _DIALECT = postgresql.dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
-
-
-def _compile(statement: ClauseElement) -> _Statement:
-    compiled = statement.compile(dialect=_DIALECT)
-    names = getattr(compiled, "positiontup", None) or ()  # numeric: the binds, in order
-    return _Statement(compiled.string, tuple(names))
-
-
-def _b(name: str) -> Any:
-    return bindparam(name)
-
-
-def _all(table: Any, **computed: Any) -> dict[str, Any]:
-    return {c.name: computed.get(c.name, _b(c.name)) for c in table.columns}
-
-
-_INSERT_EVENT = _compile(insert(events).values(_all(events)))
-_INSERT_AGENT = _compile(insert(agents).values(_all(agents)))
-_SAVE_SESSION = _compile(
-    update(agents).where(agents.c.id == _b("agent_id")).values(session_id=_b("session_id"))
+_SHARED = prepare_shared_writes(_DIALECT, pg_insert, finish_only_if=(UNFINISHED,))
+_INSERT_TASK = prepare(
+    insert_row(tasks).values(order_key=literal_column("nextval('tasks_order_seq')")), _DIALECT
 )
-_DELETE_AGENT = _compile(
+_DELETE_AGENT = prepare(
     update(agents)
-    .where(agents.c.id == _b("agent_id"))
-    .values(state=literal_column("'deleted'"), updated_at=_b("at"))
+    .where(agents.c.id == bindparam("agent_id"))
+    .values(state=literal_column("'deleted'"), updated_at=bindparam("at")),
+    _DIALECT,
 )
-_INSERT_TASK = _compile(
-    insert(tasks).values(_all(tasks, order_key=literal_column("nextval('tasks_order_seq')")))
-)
-_COUNT_TASK = _compile(
-    update(agents)
-    .where(agents.c.id == _b("agent_id"))
-    .values(tasks_total=agents.c.tasks_total + literal_column("1"))
-)
-_START_TASK = _compile(
+_START_TASK = prepare(
     update(tasks)
-    .where(tasks.c.id == _b("task_id"), UNFINISHED)
-    .values(state=literal_column("'running'"), started_at=_b("started_at"))
+    .where(tasks.c.id == bindparam("task_id"), UNFINISHED)
+    .values(state=literal_column("'running'"), started_at=bindparam("started_at")),
+    _DIALECT,
 )
-_FINISH_TASK = _compile(
-    update(tasks)
-    .where(tasks.c.id == _b("task_id"), UNFINISHED)
-    .values(
-        {
-            name: _b(name)
-            for name in (
-                "state",
-                "result",
-                "error",
-                "input_tokens",
-                "output_tokens",
-                "cached_input_tokens",
-                "cost_usd",
-                "attempts",
-                "finished_at",
-                "files_changed",
-            )
-        }
-    )
-)
-_AGENT_TOTALS = _compile(
-    update(agents)
-    .where(agents.c.id == _b("agent_id"))
-    .values(
-        state=_b("agent_state"),
-        input_tokens=agents.c.input_tokens + _b("input_tokens"),
-        output_tokens=agents.c.output_tokens + _b("output_tokens"),
-        cost_usd=agents.c.cost_usd + _b("cost_usd"),
-        updated_at=_b("finished_at"),
-    )
-)
-_upsert = pg_insert(usage_totals).values(_all(usage_totals))
-_ADD_USAGE = _compile(
-    _upsert.on_conflict_do_update(
-        index_elements=[usage_totals.c.provider, usage_totals.c.model],
-        set_={
-            name: usage_totals.c[name] + _upsert.excluded[name]
-            for name in (
-                "calls",
-                "input_tokens",
-                "output_tokens",
-                "cached_input_tokens",
-                "cost_usd",
-            )
-        },
-    )
-)
-_PRUNE = _compile(delete(events).where(events.c.seq <= _b("upto")))
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
 
 
 class PostgresWriteBackend:
@@ -231,7 +148,7 @@ class PostgresWriteBackend:
         driver = (await conn.get_raw_connection()).driver_connection
         assert driver is not None
         assigned: list[list[int]] = []
-        event_rows: list[tuple[Any, ...]] = []
+        event_rows: list[tuple[object, ...]] = []
         others: list[WriteOp] = []
         for unit in units:
             mine: list[int] = []
@@ -239,7 +156,7 @@ class PostgresWriteBackend:
                 if isinstance(op, NewEvent):
                     seq += 1
                     mine.append(seq)
-                    event_rows.append(_INSERT_EVENT.args(_event_values(seq, op)))
+                    event_rows.append(event_row(seq, op))
                 else:
                     others.append(op)
             assigned.append(mine)
@@ -248,7 +165,7 @@ class PostgresWriteBackend:
         for kind, run in groupby(others, key=type):
             await _RUNS[kind](driver, list(run))
         if event_rows:
-            await driver.executemany(_INSERT_EVENT.sql, event_rows)
+            await driver.executemany(_SHARED.insert_event.sql, event_rows)
         return assigned
 
 
@@ -256,121 +173,57 @@ Run = Callable[[Any, list[Any]], Any]
 
 
 async def _new_agents(driver: Any, ops: list[NewAgent]) -> None:
-    rows = []
-    for op in ops:
-        values = op.as_stored()
-        values["fallbacks"], values["options"] = (
-            _json(values["fallbacks"]),
-            _json(values["options"]),
-        )
-        rows.append(_INSERT_AGENT.args(values))
-    await driver.executemany(_INSERT_AGENT.sql, rows)
+    insert = _SHARED.insert_agent
+    await driver.executemany(insert.sql, [insert.params(agent_values(op)) for op in ops])
 
 
 async def _sessions(driver: Any, ops: list[AgentSessionSaved]) -> None:
+    save = _SHARED.save_session
     await driver.executemany(
-        _SAVE_SESSION.sql,
-        [_SAVE_SESSION.args({"agent_id": o.agent_id, "session_id": o.session_id}) for o in ops],
+        save.sql, [save.params({"agent_id": o.agent_id, "session_id": o.session_id}) for o in ops]
     )
 
 
 async def _deleted(driver: Any, ops: list[AgentDeleted]) -> None:
     await driver.executemany(
-        _DELETE_AGENT.sql, [_DELETE_AGENT.args({"agent_id": o.agent_id, "at": o.at}) for o in ops]
+        _DELETE_AGENT.sql,
+        [_DELETE_AGENT.params({"agent_id": o.agent_id, "at": o.at}) for o in ops],
     )
 
 
 async def _new_tasks(driver: Any, ops: list[NewTask]) -> None:
-    rows = []
-    for op in ops:
-        values = {
-            "id": op.id,
-            "agent_id": op.agent_id,
-            "agent_name": op.agent_name,
-            "state": "queued",
-            "prompt": op.prompt,
-            "result": None,
-            "error": None,
-            "input_tokens": 0,
-            "output_tokens": 0,
-            "cached_input_tokens": 0,
-            "cost_usd": 0.0,
-            "attempts": 0,
-            "timeout_s": op.timeout_s,
-            "created_at": op.created_at,
-            "started_at": None,
-            "finished_at": None,
-            "files_changed": None,
-            "new_session": op.new_session,
-            "claimed_by": None,
-            "lease_expires_at": None,
-            "cancel_requested": False,
-        }
-        rows.append(_INSERT_TASK.args(values))
-    await driver.executemany(_INSERT_TASK.sql, rows)
-    await driver.executemany(
-        _COUNT_TASK.sql, [_COUNT_TASK.args({"agent_id": op.agent_id}) for op in ops]
-    )
+    await driver.executemany(_INSERT_TASK.sql, [_INSERT_TASK.params(task_values(op)) for op in ops])
+    count = _SHARED.count_task
+    await driver.executemany(count.sql, [count.params({"agent_id": op.agent_id}) for op in ops])
 
 
 async def _started(driver: Any, ops: list[TaskStarted]) -> None:
     await driver.executemany(
         _START_TASK.sql,
-        [_START_TASK.args({"task_id": o.task_id, "started_at": o.started_at}) for o in ops],
+        [_START_TASK.params({"task_id": o.task_id, "started_at": o.started_at}) for o in ops],
     )
 
 
 async def _finished(driver: Any, ops: list[TaskFinished]) -> None:
-    rows = [
-        {
-            "task_id": op.task_id,
-            "state": op.state,
-            "result": op.result,
-            "error": _json(op.error),
-            "input_tokens": op.input_tokens,
-            "output_tokens": op.output_tokens,
-            "cached_input_tokens": op.cached_input_tokens,
-            "cost_usd": op.cost_usd,
-            "attempts": op.attempts,
-            "finished_at": op.finished_at,
-            "files_changed": _json(op.files_changed),
-            "agent_id": op.agent_id,
-            "agent_state": op.agent_state,
-        }
-        for op in ops
-    ]
-    await driver.executemany(_FINISH_TASK.sql, [_FINISH_TASK.args(r) for r in rows])
+    rows = [finished_values(op) for op in ops]
+    finish, totals = _SHARED.finish_task, _SHARED.agent_totals
+    await driver.executemany(finish.sql, [finish.params(r) for r in rows])
     # what was spent was spent, whatever the task's state says (a survivor may have marked
     # it interrupted meanwhile)
-    totals = [_AGENT_TOTALS.args(r) for r in rows if r["agent_id"] is not None]
-    if totals:
-        await driver.executemany(_AGENT_TOTALS.sql, totals)
+    spent = [totals.params(r) for r in rows if r["agent_id"] is not None]
+    if spent:
+        await driver.executemany(totals.sql, spent)
 
 
 async def _usage(driver: Any, ops: list[UsageAdded]) -> None:
-    await driver.executemany(
-        _ADD_USAGE.sql,
-        [
-            _ADD_USAGE.args(
-                {
-                    "provider": o.provider,
-                    "model": o.model,
-                    "calls": o.calls,
-                    "input_tokens": o.input_tokens,
-                    "output_tokens": o.output_tokens,
-                    "cached_input_tokens": o.cached_input_tokens,
-                    "cost_usd": o.cost_usd,
-                }
-            )
-            for o in ops
-        ],
-    )
+    add = _SHARED.add_usage
+    await driver.executemany(add.sql, [add.params(usage_values(op)) for op in ops])
 
 
 async def _pruned(driver: Any, ops: list[EventsPruned]) -> None:
     newest = int(await driver.fetchval("SELECT COALESCE(max(seq), 0) FROM events"))
     keep = min(op.keep_last for op in ops)
-    await driver.execute(_PRUNE.sql, newest - keep)
+    await driver.execute(_SHARED.prune.sql, newest - keep)
 
 
 _RUNS: dict[type, Run] = {
@@ -404,23 +257,9 @@ async def append_events(
     seqs = list(range(base + 1, base + 1 + len(new)))
     driver = (await conn.get_raw_connection()).driver_connection
     assert driver is not None
-    rows = [_INSERT_EVENT.args(_event_values(seq, op)) for seq, op in zip(seqs, new, strict=True)]
-    await driver.executemany(_INSERT_EVENT.sql, rows)
+    rows = [event_row(seq, op) for seq, op in zip(seqs, new, strict=True)]
+    await driver.executemany(_SHARED.insert_event.sql, rows)
     return seqs
-
-
-def _event_values(seq: int, op: NewEvent) -> dict[str, Any]:
-    # the payload as the text it was encoded to once: stored as is
-    return {
-        "seq": seq,
-        "ts": op.ts,
-        "source": op.source,
-        "type": op.type,
-        "agent": op.agent,
-        "task_id": op.task_id,
-        "session_id": op.session_id,
-        "payload": op.payload_json,
-    }
 
 
 # SQLSTATEs that mean "the store cannot take writes now" rather than "this row is refused"

@@ -3,9 +3,11 @@
 Every transaction is a single hand-off to the writer thread (`commit` runs the whole batch
 there: BEGIN IMMEDIATE, the statements, COMMIT), instead of a thread hop per statement
 through SQLAlchemy's async bridge. The statements are written once with SQLAlchemy Core over
-the tables in app/store/schema.py, compiled to SQLite's SQL at import, and run through the
-stdlib driver, whose statement cache keeps them prepared. Reads use their own connections
-(WAL: readers never wait for this writer).
+the tables in app/store/schema.py (most shared with PostgreSQL: app/store/statements.py),
+compiled to SQLite's SQL at import, and run through the stdlib driver, whose statement cache
+keeps them prepared. Task writes are unconditional here: this is the only writer
+(PostgreSQL's are guarded against other replicas). Reads use their own connections (WAL:
+readers never wait for this writer).
 
 The event `seq` is assigned here, inside the transaction: the next number above the newest
 stored one. Only one writer exists per database file in single-process mode, and a seq taken
@@ -17,20 +19,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, literal_column, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.sql import ClauseElement
 
 from app.store.backend import RowConflict, StoreFailure
+from app.store.bind_values import (
+    agent_values,
+    event_row,
+    finished_values,
+    task_values,
+    usage_values,
+)
 from app.store.rows import (
     AgentDeleted,
     AgentSessionSaved,
@@ -43,103 +49,31 @@ from app.store.rows import (
     UsageAdded,
     WriteOp,
 )
-from app.store.schema import agents, alembic_version, events, tasks, usage_totals
+from app.store.schema import agents, alembic_version, events, tasks
+from app.store.statements import insert_row, prepare, prepare_shared_writes
 
-
-@dataclass(frozen=True, slots=True)
-class _Statement:
-    sql: str
-    names: tuple[str, ...]
-
-    def params(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        return tuple(values[name] for name in self.names)
-
-
-def _compile(statement: ClauseElement) -> _Statement:
-    compiled = statement.compile(dialect=sqlite.dialect())
-    names = getattr(compiled, "positiontup", None) or ()  # qmark: the binds, in order
-    return _Statement(compiled.string, tuple(names))
-
-
-def _b(name: str) -> Any:
-    return bindparam(name)
-
-
-_INSERT_EVENT = _compile(insert(events).values({c.name: _b(c.name) for c in events.columns}))
-_INSERT_AGENT = _compile(insert(agents).values({c.name: _b(c.name) for c in agents.columns}))
-_SAVE_SESSION = _compile(
-    update(agents).where(agents.c.id == _b("agent_id")).values(session_id=_b("session_id"))
-)
-_DELETE_AGENT = _compile(
+_DIALECT = sqlite.dialect()
+_SHARED = prepare_shared_writes(_DIALECT, sqlite_insert)
+_INSERT_TASK = prepare(insert_row(tasks), _DIALECT)
+_DELETE_AGENT = prepare(
     update(agents)
-    .where(agents.c.id == _b("agent_id"))
-    .values(state=_b("state"), updated_at=_b("at"))
+    .where(agents.c.id == bindparam("agent_id"))
+    .values(state=bindparam("state"), updated_at=bindparam("at")),
+    _DIALECT,
 )
-_INSERT_TASK = _compile(insert(tasks).values({c.name: _b(c.name) for c in tasks.columns}))
-_COUNT_TASK = _compile(
-    update(agents)
-    .where(agents.c.id == _b("agent_id"))
-    .values(tasks_total=agents.c.tasks_total + literal_column("1"))
-)
-_START_TASK = _compile(
+_START_TASK = prepare(
     update(tasks)
-    .where(tasks.c.id == _b("task_id"))
-    .values(state=_b("state"), started_at=_b("started_at"))
+    .where(tasks.c.id == bindparam("task_id"))
+    .values(state=bindparam("state"), started_at=bindparam("started_at")),
+    _DIALECT,
 )
-_FINISH_TASK = _compile(
-    update(tasks)
-    .where(tasks.c.id == _b("task_id"))
-    .values(
-        state=_b("state"),
-        result=_b("result"),
-        error=_b("error"),
-        input_tokens=_b("input_tokens"),
-        output_tokens=_b("output_tokens"),
-        cached_input_tokens=_b("cached_input_tokens"),
-        cost_usd=_b("cost_usd"),
-        attempts=_b("attempts"),
-        finished_at=_b("finished_at"),
-        files_changed=_b("files_changed"),
-    )
-)
-_AGENT_TOTALS = _compile(
-    update(agents)
-    .where(agents.c.id == _b("agent_id"))
-    .values(
-        state=_b("agent_state"),
-        input_tokens=agents.c.input_tokens + _b("input_tokens"),
-        output_tokens=agents.c.output_tokens + _b("output_tokens"),
-        cost_usd=agents.c.cost_usd + _b("cost_usd"),
-        updated_at=_b("finished_at"),
-    )
-)
-_upsert = sqlite_insert(usage_totals).values({c.name: _b(c.name) for c in usage_totals.columns})
-_ADD_USAGE = _compile(
-    _upsert.on_conflict_do_update(
-        index_elements=[usage_totals.c.provider, usage_totals.c.model],
-        set_={
-            name: usage_totals.c[name] + _upsert.excluded[name]
-            for name in (
-                "calls",
-                "input_tokens",
-                "output_tokens",
-                "cached_input_tokens",
-                "cost_usd",
-            )
-        },
-    )
-)
-_PRUNE = _compile(delete(events).where(events.c.seq <= _b("upto")))
-_MAX_SEQ = _compile(select(func.max(events.c.seq)))
-_PROBE = _compile(
+_MAX_SEQ = prepare(select(func.max(events.c.seq)), _DIALECT)
+_PROBE = prepare(
     update(alembic_version)
-    .where(alembic_version.c.version_num == _b("never"))
-    .values(version_num=alembic_version.c.version_num)
+    .where(alembic_version.c.version_num == bindparam("never"))
+    .values(version_num=alembic_version.c.version_num),
+    _DIALECT,
 )
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
 
 
 def _classify(exc: sqlite3.Error) -> StoreFailure:
@@ -210,33 +144,22 @@ class SQLiteWriteBackend:
         def work(conn: sqlite3.Connection) -> list[list[int]]:
             nonlocal seq
             assigned: list[list[int]] = []
-            event_rows: list[tuple[Any, ...]] = []
+            event_rows: list[tuple[object, ...]] = []
             for unit in units:
                 mine: list[int] = []
                 for op in unit:
                     if isinstance(op, NewEvent):
                         seq += 1
                         mine.append(seq)
-                        event_rows.append(
-                            (
-                                seq,
-                                op.ts,
-                                op.source,
-                                op.type,
-                                op.agent,
-                                op.task_id,
-                                op.session_id,
-                                op.payload_json,
-                            )
-                        )
+                        event_rows.append(event_row(seq, op))
                     else:
                         if event_rows:  # keep statement order: events first, as queued
-                            conn.executemany(_INSERT_EVENT.sql, event_rows)
+                            conn.executemany(_SHARED.insert_event.sql, event_rows)
                             event_rows.clear()
                         self._execute(conn, op)
                 assigned.append(mine)
             if event_rows:
-                conn.executemany(_INSERT_EVENT.sql, event_rows)
+                conn.executemany(_SHARED.insert_event.sql, event_rows)
             return assigned
 
         result: list[list[int]] = self._transaction(work)
@@ -252,79 +175,23 @@ class SQLiteWriteBackend:
                 ),
             )
         elif isinstance(op, TaskFinished):
-            values = {
-                "task_id": op.task_id,
-                "state": op.state,
-                "result": op.result,
-                "error": _json(op.error),
-                "input_tokens": op.input_tokens,
-                "output_tokens": op.output_tokens,
-                "cached_input_tokens": op.cached_input_tokens,
-                "cost_usd": op.cost_usd,
-                "attempts": op.attempts,
-                "finished_at": op.finished_at,
-                "files_changed": _json(op.files_changed),
-                "agent_id": op.agent_id,
-                "agent_state": op.agent_state,
-            }
-            conn.execute(_FINISH_TASK.sql, _FINISH_TASK.params(values))
+            values = finished_values(op)
+            conn.execute(_SHARED.finish_task.sql, _SHARED.finish_task.params(values))
             if op.agent_id is not None:
-                conn.execute(_AGENT_TOTALS.sql, _AGENT_TOTALS.params(values))
+                conn.execute(_SHARED.agent_totals.sql, _SHARED.agent_totals.params(values))
         elif isinstance(op, NewTask):
+            conn.execute(_INSERT_TASK.sql, _INSERT_TASK.params(task_values(op)))
             conn.execute(
-                _INSERT_TASK.sql,
-                _INSERT_TASK.params(
-                    {
-                        "id": op.id,
-                        "agent_id": op.agent_id,
-                        "agent_name": op.agent_name,
-                        "state": "queued",
-                        "prompt": op.prompt,
-                        "result": None,
-                        "error": None,
-                        "input_tokens": 0,
-                        "output_tokens": 0,
-                        "cached_input_tokens": 0,
-                        "cost_usd": 0.0,
-                        "attempts": 0,
-                        "timeout_s": op.timeout_s,
-                        "created_at": op.created_at,
-                        "started_at": None,
-                        "finished_at": None,
-                        "order_key": op.order_key,
-                        "files_changed": None,
-                        "new_session": op.new_session,
-                        "claimed_by": None,
-                        "lease_expires_at": None,
-                        "cancel_requested": False,
-                    }
-                ),
+                _SHARED.count_task.sql, _SHARED.count_task.params({"agent_id": op.agent_id})
             )
-            conn.execute(_COUNT_TASK.sql, _COUNT_TASK.params({"agent_id": op.agent_id}))
         elif isinstance(op, UsageAdded):
-            conn.execute(
-                _ADD_USAGE.sql,
-                _ADD_USAGE.params(
-                    {
-                        "provider": op.provider,
-                        "model": op.model,
-                        "calls": op.calls,
-                        "input_tokens": op.input_tokens,
-                        "output_tokens": op.output_tokens,
-                        "cached_input_tokens": op.cached_input_tokens,
-                        "cost_usd": op.cost_usd,
-                    }
-                ),
-            )
+            conn.execute(_SHARED.add_usage.sql, _SHARED.add_usage.params(usage_values(op)))
         elif isinstance(op, NewAgent):
-            row = op.as_stored()
-            row["fallbacks"] = _json(row["fallbacks"])
-            row["options"] = _json(row["options"])
-            conn.execute(_INSERT_AGENT.sql, _INSERT_AGENT.params(row))
+            conn.execute(_SHARED.insert_agent.sql, _SHARED.insert_agent.params(agent_values(op)))
         elif isinstance(op, AgentSessionSaved):
             conn.execute(
-                _SAVE_SESSION.sql,
-                _SAVE_SESSION.params({"agent_id": op.agent_id, "session_id": op.session_id}),
+                _SHARED.save_session.sql,
+                _SHARED.save_session.params({"agent_id": op.agent_id, "session_id": op.session_id}),
             )
         elif isinstance(op, AgentDeleted):
             conn.execute(
@@ -333,7 +200,7 @@ class SQLiteWriteBackend:
             )
         elif isinstance(op, EventsPruned):
             newest = int(conn.execute(_MAX_SEQ.sql).fetchone()[0] or 0)
-            conn.execute(_PRUNE.sql, _PRUNE.params({"upto": newest - op.keep_last}))
+            conn.execute(_SHARED.prune.sql, _SHARED.prune.params({"upto": newest - op.keep_last}))
         else:  # pragma: no cover - NewEvent is batched by _apply
             raise TypeError(f"unknown write {op!r}")
 
