@@ -72,7 +72,7 @@ async def delete_agent(name: AgentName, manager: ManagerDep) -> Response:
 def _json(model: Task, status_code: int = 200) -> Response:
     """The model's JSON from pydantic's serializer, without FastAPI's second validation
     pass (the hot routes: a task is submitted and read many times)."""
-    return Response(model.model_dump_json(), status_code=status_code, media_type=JSON)
+    return Response(model.json_text(), status_code=status_code, media_type=JSON)
 
 
 JSON = "application/json"
@@ -154,7 +154,7 @@ async def lane_submit_task(request: LaneRequest) -> Response | None:
         task = await provided(request, "manager", AgentManager).submit(name, spec)
     except AppError as exc:
         return request.error(exc)
-    return json_response(task.model_dump_json(), status.HTTP_202_ACCEPTED)
+    return json_response(task.json_text(), status.HTTP_202_ACCEPTED)
 
 
 async def lane_get_task(request: LaneRequest) -> Response | None:
@@ -167,7 +167,7 @@ async def lane_get_task(request: LaneRequest) -> Response | None:
         # instead of starving the tasks they wait for (bench/README.md, run 8).
         await asyncio.sleep(0)
         task = manager.cached_task(request.param)
-    return None if task is None else json_response(task.model_dump_json())
+    return None if task is None else json_response(task.json_text())
 
 
 _AGENT_NAME = re.compile(AGENT_NAME_PATTERN)

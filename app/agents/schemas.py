@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -13,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    PrivateAttr,
     field_serializer,
     field_validator,
     model_validator,
@@ -378,6 +380,11 @@ class TaskError(BaseModel):
 
 
 class Task(BaseModel):
+    """A task as stored. Immutable: every change makes a new Task (`model_copy`), so its
+    JSON is encoded at most once (`json`), however often it is read."""
+
+    model_config = ConfigDict(frozen=True)
+
     id: str
     agent: str
     agent_id: str
@@ -404,6 +411,20 @@ class Task(BaseModel):
     _read_times = field_validator("created_at", "started_at", "finished_at", mode="before")(
         _from_iso
     )
+    _encoded: str | None = PrivateAttr(default=None)
+
+    def json_text(self) -> str:
+        """`model_dump_json()`, kept after the first call (polled tasks are read often)."""
+        if self._encoded is None:
+            self._encoded = self.model_dump_json()
+        return self._encoded
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Task:
+        """A changed copy: pydantic copies private attributes too, so the copy forgets the
+        JSON of the task it was made from."""
+        copied = super().model_copy(update=update, deep=deep)
+        copied._encoded = None
+        return copied
 
 
 class AgentCost(BaseModel):
