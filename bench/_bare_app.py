@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from starlette.types import Receive, Scope, Send
 
 from app.server import uvicorn_config
+from bench._asgi import send_json, serve_lifespan
 
 _OK = json.dumps({"status": "ok"}).encode()
 
@@ -35,28 +36,12 @@ def fastapi_app() -> FastAPI:
 
 async def raw_asgi_app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await serve_lifespan(receive, send)
+        return
     if scope["type"] != "http":
         return
     found = scope["path"] == "/health"
-    body = _OK if found else b'{"detail":"Not Found"}'
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200 if found else 404,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_json(send, _OK if found else b'{"detail":"Not Found"}', 200 if found else 404)
 
 
 def broadcast_app() -> FastAPI:

@@ -17,6 +17,7 @@ import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from app.server import uvicorn_config
+from bench._asgi import send_json, serve_lifespan
 
 _HEADERS = [(b"content-type", b"application/json"), (b"x-request-id", b"req_stub")]
 _BODIES: dict[str, bytes] = {}
@@ -50,13 +51,8 @@ def _latency_s(model: str) -> float:
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await serve_lifespan(receive, send)
+        return
     if scope["type"] != "http":
         return
     chunks = []
@@ -73,9 +69,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if latency:
             await asyncio.sleep(latency)
         body = _body(model)
-    headers = [*_HEADERS, (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_json(send, body, headers=_HEADERS)
 
 
 if __name__ == "__main__":
