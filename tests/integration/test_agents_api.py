@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+from datetime import datetime
 
 import httpx
+import pytest
 
 from app.fake_upstream.client import FakeUpstreamClient
 from tests.conftest import unique
@@ -92,7 +94,8 @@ def test_task_runs_to_a_result_with_usage_and_timings(client: httpx.Client) -> N
     assert done["result"] == "echo: hello there"
     assert done["usage"]["input_tokens"] > 0 and done["usage"]["output_tokens"] > 0
     assert done["attempts"] == 1 and done["error"] is None
-    assert done["started_at"] and done["finished_at"] and done["run_s"] >= 0
+    started, finished = (datetime.fromisoformat(done[k]) for k in ("started_at", "finished_at"))
+    assert done["run_s"] == pytest.approx((finished - started).total_seconds(), abs=1e-3)
     listed = client.get(f"/v1/agents/{name}/tasks").json()["tasks"]
     assert [t["id"] for t in listed] == [task["id"]]
     agent = client.get(f"/v1/agents/{name}").json()
