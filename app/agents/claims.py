@@ -176,10 +176,11 @@ class TaskClaims:
             new = [event(ClaimedRow(dict(row))) for row in rows]
             return await append_events(conn, new, newest=base)
 
-    async def queued_count(self, agent_id: str) -> int:
-        statement = select(func.count()).where(
-            tasks.c.agent_id == agent_id, tasks.c.state == TaskState.QUEUED
-        )
+    async def queued_count(self, agent_id: str | None = None) -> int:
+        """How many tasks wait to be claimed: the agent's, or (None) every agent's."""
+        statement = select(func.count()).where(tasks.c.state == TaskState.QUEUED)
+        if agent_id is not None:
+            statement = statement.where(tasks.c.agent_id == agent_id)
         async with self._engine.connect() as conn:
             return int((await conn.execute(statement)).scalar() or 0)
 

@@ -5,7 +5,8 @@ The same API as `AgentManager`, with the state moved to where every replica sees
 - **the queue is the database**: a submit stores the task (any replica may take the
   request); each replica's scheduler claims the oldest task heading its agent's FIFO with a
   row lock (`TaskClaims`), so every task runs once, each agent's in order, one at a time
-  across replicas, and at most `BIGTHREE_MAX_CONCURRENT_TASKS` on each replica;
+  across replicas, and at most `BIGTHREE_MAX_CONCURRENT_TASKS` on each replica; its depth
+  (`bigthree_tasks_queued`) is counted there by every replica (`QueueDepth`);
 - **leases decide who runs what**: a heartbeat renews this replica's leases; a sweep on every
   replica marks `interrupted` the running tasks whose lease ran out (their replica died) —
   start-up touches nothing (a replica starting knows nothing of the others' tasks);
@@ -33,6 +34,7 @@ import structlog
 
 from app.agents.claims import ClaimedRow, EventFor, TaskClaims
 from app.agents.directory import AgentDirectory
+from app.agents.queue_depth import QueueDepth
 from app.agents.repository import task_from_row
 from app.agents.runtime import (
     CANCELLED_MESSAGE,
@@ -96,6 +98,7 @@ class SharedAgentManager(AgentManager):
         self._wake = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._running: dict[str, AgentRuntime] = {}  # task id -> runtime, on this replica
+        self._queue_depth = QueueDepth(claims.queued_count, self._metrics.tasks_queued)
         broadcast.subscribe(CANCEL_TOPIC, self._on_cancel)
 
     @property
@@ -120,6 +123,7 @@ class SharedAgentManager(AgentManager):
         await self._directory.refresh(batch)
         self._metrics.agents.set(len(self._directory))
         for event in batch:
+            self._queue_depth.saw(event.type)
             if event.type in TERMINAL_TASK_EVENTS and event.task_id:
                 self._executor.waiters.finished(event.task_id)
                 self._wake.set()  # its agent's next task heads the queue now
@@ -272,6 +276,7 @@ class SharedAgentManager(AgentManager):
                     if row is None:
                         break
                     await self._start(row)
+                await self._queue_depth.refresh()
             except Exception as exc:  # the store is away: try again shortly
                 log.warning("claim_failed", error=f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(FAILURE_WAIT_S)

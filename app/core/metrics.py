@@ -204,7 +204,12 @@ class Metrics:
                 registry=r,
             )
         )
-        self.tasks_queued = Gauge("bigthree_tasks_queued", "Tasks waiting to run.", registry=r)
+        self.tasks_queued = Gauge(
+            "bigthree_tasks_queued",
+            "Tasks waiting to run. Replicas on PostgreSQL: the shared queue, the same value "
+            "on every replica (aggregate with max, not sum), refreshed every few seconds.",
+            registry=r,
+        )
         self.tasks_running = Gauge("bigthree_tasks_running", "Tasks running now.", registry=r)
         self.agents = Gauge("bigthree_agents", "Registered agents (not deleted).", registry=r)
         self.draining = Gauge("bigthree_draining", "1 while shutting down.", registry=r)

@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.api import FINISHED, create_agent
+from app.fake_upstream.client import FakeUpstreamClient
+from tests.support.api import FINISHED, create_agent, submit, wait_task
 from tests.support.cluster import Cluster, Subscriber, running_cluster, stored_events
 from tests.support.procs import Proc, wait_until
 from tests.support.servers import PrivatePostgres, PrivateRedis
@@ -278,3 +279,35 @@ def test_postgres_then_redis_restarted_under_load_lose_nothing(tmp_path: Path) -
     finally:
         postgres.close()
         redis.close()
+
+
+@pytest.mark.timeout(180)
+def test_every_replica_reports_the_shared_queue_depth(tmp_path: Path) -> None:
+    """Two agents each run one task held by a slow provider, with more queued behind them,
+    submitted through both replicas: each replica's `bigthree_tasks_queued` is the number of
+    tasks queued in the database (not only those it took), and it returns to 0 once they
+    have run."""
+    with running_cluster(tmp_path, 2) as cluster:
+        FakeUpstreamClient(cluster.fake.url).script("held-model", [{"latency_s": 60, "repeat": 2}])
+        main = [httpx.Client(base_url=p.url, timeout=30) for p in cluster.replicas]
+        names = ["qa", "qb"]
+        heads = []
+        for http, name in zip(main, names, strict=True):
+            create_agent(http, name, model="held-model")
+            heads.append(submit(http, name, f"{name}-head")["id"])
+        for task_id in heads:
+            wait_task(main[0], task_id, {"running"})
+        queued = [submit(main[k % 2], names[k % 2], f"q-{k}")["id"] for k in range(5)]
+
+        def depths() -> set[float]:
+            return set(metric_total(cluster.replicas, "bigthree_tasks_queued").values())
+
+        wait_until(lambda: depths() == {5.0}, timeout=30, what="both replicas to report 5")
+        states = {main[1].get(f"/v1/tasks/{t}").json()["state"] for t in queued}
+        assert states == {"queued"}  # the heads still hold their agents' queues
+
+        for task_id in heads:
+            assert main[1].post(f"/v1/tasks/{task_id}/cancel").status_code == 200
+        for task_id in queued:
+            assert wait_task(main[0], task_id, timeout=30)["state"] == "succeeded"
+        wait_until(lambda: depths() == {0.0}, timeout=30, what="both replicas to report 0")
