@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import click
 import typer
 
 from app.cli import agents, db, events, providers, service, tasks
@@ -42,14 +41,10 @@ def _root(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line `argv` (default: sys.argv[1:]); return the exit code."""
+    """Run the command line `argv` (default: sys.argv[1:]); return the exit code. Typer
+    reports bad usage itself (exit 2); Ctrl-C is exit 130."""
     try:
-        args = list(argv) if argv is not None else None
-        result = cli(args=args, prog_name="bigthree", standalone_mode=False)
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.Abort:
-        click.echo("Aborted.", err=True)
-        return 130
-    return result if isinstance(result, int) else 0
+        cli(args=list(argv) if argv is not None else None, prog_name="bigthree")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    return 0

@@ -64,6 +64,7 @@ def agent_detail(a: Agent) -> Table:
         "fallbacks": ", ".join(f"{f.provider}/{f.model}" for f in a.fallbacks) or "-",
         "stream": str(a.stream).lower(),
         "workspace": a.workspace or "-",
+        **_kind_rows(a),
         "queued tasks": str(a.queued_tasks),
         "running task": a.running_task_id or "-",
         "tasks": str(a.tasks_total),
@@ -74,6 +75,24 @@ def agent_detail(a: Agent) -> Table:
     for key, value in rows.items():
         table.add_row(Text(key, style="bold"), state(value) if key == "state" else value)
     return table
+
+
+def _kind_rows(a: Agent) -> dict[str, str]:
+    """The claude_code or browser options an agent has (None for other kinds: no row)."""
+    lists = {
+        "allowed tools": a.allowed_tools,
+        "disallowed tools": a.disallowed_tools,
+        "allowed origins": a.allowed_origins,
+    }
+    rows = {key: ", ".join(v) or "none" for key, v in lists.items() if v is not None}
+    others = {
+        "permission mode": a.permission_mode,
+        "max turns": a.max_turns,
+        "start url": a.start_url,
+        "screen": a.screen and f"{a.screen.width}x{a.screen.height}",
+    }
+    rows.update({key: str(v) for key, v in others.items() if v is not None})
+    return rows
 
 
 def tasks_table(tasks: list[Task]) -> Table:

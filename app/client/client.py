@@ -66,7 +66,7 @@ class BigThreeClient:
 
     def create_agent(self, name: str, *, model: str, **spec: Any) -> Agent:
         """`spec`: the other AgentCreate fields (kind, provider, instructions, fallbacks,
-        stream, workspace), validated here before anything is sent."""
+        stream, workspace and each kind's own), validated here before anything is sent."""
         try:
             body = AgentCreate.model_validate({"name": name, "model": model, **spec})
         except ValidationError as exc:  # what the server would answer, without the round trip

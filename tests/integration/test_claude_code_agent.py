@@ -7,7 +7,6 @@ These need the `claude-code` extra; without it they skip with the reason (under 
 
 from __future__ import annotations
 
-import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,23 +15,13 @@ from typing import Any
 import httpx
 import pytest
 
-from app.agents.kinds.claude_code.availability import unavailable_reason
 from app.agents.kinds.claude_code.processes import alive
-from app.core.config import Settings
 from app.fake_upstream.client import FakeUpstreamClient
 from tests.conftest import provider_env, unique
 from tests.support.api import create_agent, open_events, recv_until, submit, wait_task
+from tests.support.claude_code import require_claude_code
 from tests.support.procs import Proc, start_service, wait_until
 from tests.support.wire import tool_results
-
-
-def _require_extra() -> None:
-    reason = unavailable_reason(Settings(_env_file=None))
-    if reason is None:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI installs the extra: make test)")
-    pytest.skip(reason)
 
 
 def cc_env(fake_url: str, **extra: str) -> dict[str, str]:
@@ -54,7 +43,7 @@ def cc_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def cc_service(cc_data: Path, fake_upstream: Proc) -> Iterator[Proc]:
-    _require_extra()
+    require_claude_code()
     proc = start_service(cc_data.parent, env=cc_env(fake_upstream.url), data_dir=cc_data)
     yield proc
     proc.stop()
@@ -356,7 +345,7 @@ def test_kill_9_and_drain_leave_no_process(
     """kill -9 of the service mid-run: its CLI dies with it; after a restart the task is
     interrupted, the agent keeps its session id and no PID file is left. Then SIGTERM
     mid-run: the drain interrupts the task (seen on the event stream) and ends the CLI."""
-    _require_extra()
+    require_claude_code()
     data = tmp_path / "data"
     service = start_service(tmp_path, env=cc_env(fake_upstream.url), data_dir=data)
     try:

@@ -12,6 +12,7 @@ import httpx
 from app.fake_upstream.client import FakeUpstreamClient
 from tests.conftest import AUTH_KEY, unique
 from tests.support.api import create_agent, submit, wait_task
+from tests.support.claude_code import require_claude_code
 from tests.support.procs import BIGTHREE, Proc
 
 
@@ -47,6 +48,63 @@ def test_agents_create_ls_show_rm(service: Proc) -> None:
     assert bigthree(service, "agents", "rm", name).returncode == 0
     gone = bigthree(service, "agents", "show", name)
     assert gone.returncode == 3 and "not_found" in gone.stderr
+
+
+def test_agents_create_browser(service: Proc, client: httpx.Client) -> None:
+    """`agents create --kind browser` sends its origins (repeatable), start_url and screen;
+    they arrive as given, and `agents show` lists them."""
+    name = unique("cli-browser")
+    created = bigthree(
+        service, "agents", "create", name, "--kind", "browser", "--provider", "gemini",
+        "--model", "gemini-2.5-computer-use-preview-10-2025",
+        "--allowed-origin", "https://b.example", "--allowed-origin", "http://127.0.0.1:8765",
+        "--start-url", "http://127.0.0.1:8765/start", "--screen", "1280x800",
+    )  # fmt: skip
+    assert created.returncode == 0 and "browser, gemini/" in created.stdout, created.stderr
+    agent = client.get(f"/v1/agents/{name}").json()
+    assert agent["kind"] == "browser" and agent["provider"] == "gemini"
+    assert agent["allowed_origins"] == ["http://127.0.0.1:8765", "https://b.example"]
+    assert agent["start_url"] == "http://127.0.0.1:8765/start"
+    assert agent["screen"] == {"width": 1280, "height": 800}
+    assert agent["workspace"] is None and agent["allowed_tools"] is None
+    shown = bigthree(service, "agents", "show", name).stdout
+    assert "1280x800" in shown and "https://b.example" in shown
+
+
+def test_agents_create_claude_code(service: Proc, client: httpx.Client) -> None:
+    """`agents create --kind claude_code` sends its tools (repeatable), permission mode and
+    max turns; the provider defaults to anthropic on the server."""
+    require_claude_code()
+    name = unique("cli-cc")
+    created = bigthree(
+        service, "agents", "create", name, "--kind", "claude_code", "--model",
+        "claude-sonnet-4-5", "--allowed-tool", "Read", "--allowed-tool", "Edit",
+        "--disallowed-tool", "Bash", "--permission-mode", "acceptEdits", "--max-turns", "7",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    agent = client.get(f"/v1/agents/{name}").json()
+    assert (agent["kind"], agent["provider"]) == ("claude_code", "anthropic")
+    assert agent["allowed_tools"] == ["Read", "Edit"] and agent["disallowed_tools"] == ["Bash"]
+    assert agent["permission_mode"] == "acceptEdits" and agent["max_turns"] == 7
+    assert agent["allowed_origins"] is None and agent["screen"] is None
+
+
+def test_agents_create_refusals_are_readable(service: Proc) -> None:
+    """A malformed --screen is bad usage (exit 2); what the server refuses (a browser agent
+    on openai, 422) is exit 3 with its message; neither prints a traceback nor creates."""
+    name = unique("cli-refused")
+    browser = ("agents", "create", name, "--kind", "browser", "--model", "m")
+    bad_screen = bigthree(service, *browser, "--provider", "gemini", "--screen", "1280by800")
+    assert bad_screen.returncode == 2
+    assert "--screen" in bad_screen.stderr and "expected WIDTHxHEIGHT" in bad_screen.stderr
+    too_small = bigthree(service, *browser, "--provider", "gemini", "--screen", "100x800")
+    assert too_small.returncode == 3 and "screen.width" in too_small.stderr
+    refused = bigthree(service, *browser, "--provider", "openai")
+    assert refused.returncode == 3
+    assert "validation_error" in refused.stderr and "must be 'gemini'" in refused.stderr
+    for result in (bad_screen, too_small, refused):
+        assert "Traceback" not in result.stderr and result.stdout == ""
+    assert bigthree(service, "agents", "show", name).returncode == 3
 
 
 def test_run_prints_the_result_and_the_events(service: Proc, client: httpx.Client) -> None:
