@@ -198,6 +198,7 @@ async def _start(app: FastAPI, settings: Settings, metrics: Metrics, teardown: T
     artifacts = ArtifactStore(
         settings.data_dir / "artifacts",
         ArtifactRepository(engine),
+        writer,
         metrics,
         task_max_bytes=settings.browser_artifacts_task_max_bytes,
         total_max_bytes=settings.browser_artifacts_max_bytes,

@@ -1,40 +1,16 @@
-"""Artifact metadata in the store. Only `ArtifactStore` calls this.
-
-Its writes are their own small transactions, not rows of the store writer
-(`app/store/writer.py`): an artifact's metadata commits apart from the task's events and
-outcome, so a screenshot may be listed before the event that names it is stored."""
+"""Artifact metadata in the store, read. Only `ArtifactStore` calls this; its writes (a new
+artifact, evictions) go through the store writer (app/store/writer.py) as typed rows
+(`NewArtifact`, `ArtifactsEvicted` in app/store/rows.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.artifacts.schemas import Artifact
 from app.store.schema import artifacts
-
-
-@dataclass(frozen=True, slots=True)
-class ArtifactRow:
-    id: str
-    task_id: str
-    agent_name: str
-    kind: str
-    step: int
-    action: str | None
-    url: str
-    title: str | None
-    page_text: str | None
-    mime_type: str
-    bytes: int
-    width: int
-    height: int
-    sha256: str
-    created_at: float
-    evicted_at: float | None = None
 
 
 def artifact_from_row(row: Any) -> Artifact:
@@ -61,12 +37,6 @@ def artifact_from_row(row: Any) -> Artifact:
 class ArtifactRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-
-    async def insert(self, row: ArtifactRow) -> Artifact:
-        values = asdict(row)
-        async with self._engine.begin() as conn:
-            await conn.execute(insert(artifacts).values(**values))
-        return artifact_from_row(values)
 
     async def for_task(self, task_id: str) -> list[Artifact]:
         query = (
@@ -102,11 +72,3 @@ class ArtifactRepository:
         query = query.order_by(artifacts.c.created_at, artifacts.c.step).limit(limit)
         async with self._engine.connect() as conn:
             return [artifact_from_row(r) for r in (await conn.execute(query)).mappings()]
-
-    async def mark_evicted(self, ids: Sequence[str], at: float) -> None:
-        if not ids:
-            return
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                update(artifacts).where(artifacts.c.id.in_(list(ids))).values(evicted_at=at)
-            )

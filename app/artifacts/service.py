@@ -10,6 +10,16 @@ renamed (a reader never sees half an image). Two caps bound the disk:
 
 An evicted artifact keeps its metadata row (events name it) and reads as `evicted`; its
 bytes are gone. `bigthree_browser_artifact_bytes` is the bytes stored now.
+
+Metadata is written through the store writer (app/store/writer.py), as durable writes: a new
+artifact's row is committed before `save_png` returns, so before the `browser.action` event
+naming it is even emitted; while the store cannot write, it is kept and retried (the saving
+task waits). Order on disk: the file (atomically), then its row; on eviction the files go
+first, then the rows are marked (a crash in between leaves rows whose files are gone, which
+the next eviction picks again, never a file nothing names). A save is carried to its end
+even if its task is cancelled meanwhile. A row that is never stored (the service stopped
+before the store took it, or the store refused it) takes its file with it: eviction only
+sees rows, so nothing else would ever remove that file.
 """
 
 from __future__ import annotations
@@ -23,10 +33,16 @@ import time
 import uuid
 from pathlib import Path
 
-from app.artifacts.repository import ArtifactRepository, ArtifactRow
+import structlog
+
+from app.artifacts.repository import ArtifactRepository, artifact_from_row
 from app.artifacts.schemas import Artifact, ArtifactKind
-from app.core.errors import NotFound
+from app.core.errors import NotFound, StorageUnavailable
 from app.core.metrics import Metrics
+from app.store.rows import ArtifactsEvicted, NewArtifact
+from app.store.writer import StoreWriter
+
+log = structlog.get_logger(__name__)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 EVICT_BATCH = 100
@@ -46,6 +62,7 @@ class ArtifactStore:
         self,
         root: Path,
         repository: ArtifactRepository,
+        writer: StoreWriter,
         metrics: Metrics,
         *,
         task_max_bytes: int,
@@ -53,12 +70,14 @@ class ArtifactStore:
     ) -> None:
         self._root = root
         self._repo = repository
+        self._writer = writer
         self._metrics = metrics
         self._task_max = task_max_bytes
         self._total_max = total_max_bytes
         self._total = 0
         self._per_task: dict[str, int] = {}  # tasks that saved in this process
         self._lock = asyncio.Lock()
+        self._saving: set[asyncio.Task[None]] = set()  # saves whose caller may be gone
 
     async def start(self) -> None:
         self._total = await self._repo.stored_bytes()
@@ -78,9 +97,8 @@ class ArtifactStore:
         page_text: str | None = None,
     ) -> Artifact:
         width, height = png_size(png)
-        artifact_id = uuid.uuid4().hex
-        row = ArtifactRow(
-            id=artifact_id,
+        row = NewArtifact(
+            id=uuid.uuid4().hex,
             task_id=task_id,
             agent_name=agent,
             kind=kind,
@@ -96,12 +114,38 @@ class ArtifactStore:
             sha256=hashlib.sha256(png).hexdigest(),
             created_at=time.time(),
         )
+        saving = asyncio.create_task(self._save(row, png), name=f"artifact-{row.id}")
+        self._saving.add(saving)
+        saving.add_done_callback(self._saved)
+        await asyncio.shield(saving)  # a cancelled caller leaves the save to finish
+        return artifact_from_row(row.as_stored())
+
+    async def _save(self, row: NewArtifact, png: bytes) -> None:
+        path = self._path(row.task_id, row.id)
         async with self._lock:
-            await asyncio.to_thread(_write_atomic, self._path(task_id, artifact_id), png)
-            artifact = await self._repo.insert(row)
-            self._add(task_id, len(png))
-            await self._enforce_caps(task_id, artifact_id)
-        return artifact
+            await asyncio.to_thread(_write_atomic, path, png)
+            try:
+                await self._writer.write_durable(row, operation="artifact_saved")
+            except Exception as exc:
+                # never stored, and never will be: the file goes now (at once, not through
+                # a thread: this may run as the service stops)
+                _unlink([path])
+                log.warning(
+                    "artifact_not_stored", task_id=row.task_id, artifact_id=row.id, error=str(exc)
+                )
+                raise
+            self._add(row.task_id, row.bytes)
+            try:
+                await self._enforce_caps(row.task_id, row.id)
+            except StorageUnavailable as exc:
+                # the service stopped before the marks were stored: those rows still read as
+                # stored, their files gone, and the next eviction picks them again
+                log.warning("artifact_eviction_not_stored", error=str(exc))
+
+    def _saved(self, saving: asyncio.Task[None]) -> None:
+        self._saving.discard(saving)
+        if not saving.cancelled():
+            saving.exception()  # logged by `_save`; its caller, if still waiting, gets it too
 
     async def for_task(self, task_id: str) -> list[Artifact]:
         return await self._repo.for_task(task_id)
@@ -159,18 +203,14 @@ class ArtifactStore:
                 break
             chosen.append(victim)
             used -= victim.bytes
-        await asyncio.to_thread(self._unlink, chosen)
-        await self._repo.mark_evicted([v.id for v in chosen], time.time())
+        await asyncio.to_thread(_unlink, [self._path(v.task_id, v.id) for v in chosen])
+        await self._writer.write_durable(
+            ArtifactsEvicted(tuple(v.id for v in chosen), time.time()),
+            operation="artifact_evicted",
+        )
         for victim in chosen:
             self._add(victim.task_id, -victim.bytes)
         return bool(chosen)
-
-    def _unlink(self, victims: list[Artifact]) -> None:
-        for victim in victims:
-            path = self._path(victim.task_id, victim.id)
-            path.unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                path.parent.rmdir()  # only succeeds once the task's folder is empty
 
     def _path(self, task_id: str, artifact_id: str) -> Path:
         # ids are hex uuids minted here (task ids too): no path syntax can reach this
@@ -180,8 +220,19 @@ class ArtifactStore:
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(temp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
+    try:
+        with open(temp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)  # a full disk leaves no half-written temp file behind
+        raise
+
+
+def _unlink(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()  # only succeeds once the task's folder is empty

@@ -140,6 +140,8 @@ STORE_WRITE_OPERATIONS = (
     "usage",
     "prune",
     "agent_session",
+    "artifact_saved",
+    "artifact_evicted",
 )
 
 

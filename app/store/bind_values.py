@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import json
 
-from app.store.rows import NewAgent, NewEvent, NewTask, TaskFinished, UsageAdded
+from app.store.rows import (
+    ArtifactsEvicted,
+    NewAgent,
+    NewEvent,
+    NewTask,
+    TaskFinished,
+    UsageAdded,
+)
 
 
 def _json(value: object) -> str | None:
@@ -85,3 +92,8 @@ def usage_values(op: UsageAdded) -> dict[str, object]:
         "cached_input_tokens": op.cached_input_tokens,
         "cost_usd": op.cost_usd,
     }
+
+
+def evicted_values(op: ArtifactsEvicted) -> list[dict[str, object]]:
+    """One row per evicted artifact."""
+    return [{"artifact_id": artifact_id, "at": op.at} for artifact_id in op.ids]

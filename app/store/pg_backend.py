@@ -37,6 +37,7 @@ from app.store.backend import RowConflict, StoreFailure
 from app.store.bind_values import (
     agent_values,
     event_row,
+    evicted_values,
     finished_values,
     task_values,
     usage_values,
@@ -44,8 +45,10 @@ from app.store.bind_values import (
 from app.store.rows import (
     AgentDeleted,
     AgentSessionSaved,
+    ArtifactsEvicted,
     EventsPruned,
     NewAgent,
+    NewArtifact,
     NewEvent,
     NewTask,
     TaskFinished,
@@ -226,6 +229,16 @@ async def _pruned(driver: Any, ops: list[EventsPruned]) -> None:
     await driver.execute(_SHARED.prune.sql, newest - keep)
 
 
+async def _new_artifacts(driver: Any, ops: list[NewArtifact]) -> None:
+    insert = _SHARED.insert_artifact
+    await driver.executemany(insert.sql, [insert.params(op.as_stored()) for op in ops])
+
+
+async def _evicted(driver: Any, ops: list[ArtifactsEvicted]) -> None:
+    evict = _SHARED.evict_artifact
+    await driver.executemany(evict.sql, [evict.params(v) for op in ops for v in evicted_values(op)])
+
+
 _RUNS: dict[type, Run] = {
     NewAgent: _new_agents,
     AgentSessionSaved: _sessions,
@@ -235,6 +248,8 @@ _RUNS: dict[type, Run] = {
     TaskFinished: _finished,
     UsageAdded: _usage,
     EventsPruned: _pruned,
+    NewArtifact: _new_artifacts,
+    ArtifactsEvicted: _evicted,
 }
 
 

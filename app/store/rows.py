@@ -8,7 +8,7 @@ encoded once, and the same text is stored and sent to subscribers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -139,6 +139,41 @@ class EventsPruned:
     keep_last: int
 
 
+@dataclass(frozen=True, slots=True)
+class NewArtifact:
+    """A file a task produced (a browser screenshot): its metadata, written once the file is
+    on disk (app/artifacts/service.py)."""
+
+    id: str
+    task_id: str
+    agent_name: str
+    kind: str
+    step: int
+    action: str | None
+    url: str
+    title: str | None
+    page_text: str | None
+    mime_type: str
+    bytes: int
+    width: int
+    height: int
+    sha256: str
+    created_at: float
+
+    def as_stored(self) -> dict[str, Any]:
+        """The artifacts row this insert makes (not evicted)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {"evicted_at": None}
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactsEvicted:
+    """Artifacts whose files were deleted to keep under the caps: their rows stay (events
+    name them), marked evicted `at` (an artifact evicted already keeps its first time)."""
+
+    ids: tuple[str, ...]
+    at: float
+
+
 WriteOp = (
     NewEvent
     | NewAgent
@@ -149,4 +184,6 @@ WriteOp = (
     | TaskFinished
     | UsageAdded
     | EventsPruned
+    | NewArtifact
+    | ArtifactsEvicted
 )

@@ -33,6 +33,7 @@ from app.store.backend import RowConflict, StoreFailure
 from app.store.bind_values import (
     agent_values,
     event_row,
+    evicted_values,
     finished_values,
     task_values,
     usage_values,
@@ -40,8 +41,10 @@ from app.store.bind_values import (
 from app.store.rows import (
     AgentDeleted,
     AgentSessionSaved,
+    ArtifactsEvicted,
     EventsPruned,
     NewAgent,
+    NewArtifact,
     NewEvent,
     NewTask,
     TaskFinished,
@@ -201,6 +204,12 @@ class SQLiteWriteBackend:
         elif isinstance(op, EventsPruned):
             newest = int(conn.execute(_MAX_SEQ.sql).fetchone()[0] or 0)
             conn.execute(_SHARED.prune.sql, _SHARED.prune.params({"upto": newest - op.keep_last}))
+        elif isinstance(op, NewArtifact):
+            insert = _SHARED.insert_artifact
+            conn.execute(insert.sql, insert.params(op.as_stored()))
+        elif isinstance(op, ArtifactsEvicted):
+            evict = _SHARED.evict_artifact
+            conn.executemany(evict.sql, [evict.params(v) for v in evicted_values(op)])
         else:  # pragma: no cover - NewEvent is batched by _apply
             raise TypeError(f"unknown write {op!r}")
 

@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 
-from app.store.schema import agents, events, tasks, usage_totals
+from app.store.schema import agents, artifacts, events, tasks, usage_totals
 
 UpsertInsert = Callable[[Table], postgresql.Insert | sqlite.Insert]
 """A dialect's own `insert`, the one with `on_conflict_do_update`."""
@@ -117,6 +117,11 @@ _AGENT_TOTALS = (
     )
 )
 _PRUNE = delete(events).where(events.c.seq <= bindparam("upto"))
+_EVICT_ARTIFACT = (
+    update(artifacts)
+    .where(artifacts.c.id == bindparam("artifact_id"), artifacts.c.evicted_at.is_(None))
+    .values(evicted_at=bindparam("at"))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +136,8 @@ class SharedWrites:
     agent_totals: Prepared
     add_usage: Prepared
     prune: Prepared
+    insert_artifact: Prepared
+    evict_artifact: Prepared
 
 
 def prepare_shared_writes(
@@ -146,4 +153,6 @@ def prepare_shared_writes(
         agent_totals=prepare(_AGENT_TOTALS, dialect),
         add_usage=prepare(_add_usage(dialect_insert), dialect),
         prune=prepare(_PRUNE, dialect),
+        insert_artifact=prepare(insert_row(artifacts), dialect),
+        evict_artifact=prepare(_EVICT_ARTIFACT, dialect),
     )

@@ -15,10 +15,10 @@ Two kinds of unit, and what a store failure (disk full, read-only, locked) does 
   later — a 5xx means not stored. A unit still queued after `request_timeout_s` is taken
   back the same way, so no request waits on a stuck store for longer than that.
 - **durable** (`write_durable`, `write_later`): the service's own record of what happened
-  (task transitions and outcomes, events emitted while tasks run, usage). Kept, in order,
-  and retried with backoff until the store takes it. Only shutdown can end the wait: what
-  is still unwritten then is logged by kind and id, and `lost` tells the server to exit
-  non-zero.
+  (task transitions and outcomes, events emitted while tasks run, usage, a task's
+  artifacts). Kept, in order, and retried with backoff until the store takes it. Only
+  shutdown can end the wait: what is still unwritten then is logged by kind and id, and
+  `lost` tells the server to exit non-zero.
 
 While the store is unavailable the writer probes it (retrying the kept units, or a write
 that changes nothing) and reports the state through `health()` (`/ready`).

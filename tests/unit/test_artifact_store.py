@@ -1,42 +1,91 @@
 """ArtifactStore on a real SQLite file and a real directory: caps per task and in total,
-oldest evicted first, evicted artifacts read as such, the stored-bytes gauge."""
+oldest evicted first, evicted artifacts read as such, the stored-bytes gauge; metadata
+written through the store writer, a file whose row is never stored removed, a save carried
+to its end when its caller is cancelled."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.artifacts.repository import ArtifactRepository
 from app.artifacts.service import ArtifactStore, png_size
-from app.core.errors import NotFound
+from app.core.errors import NotFound, StorageUnavailable
 from app.core.metrics import Metrics
+from app.store.backend import StoreFailure, WriteBackend
 from app.store.engine import create_engine
 from app.store.migrations import migrate
+from app.store.rows import WriteOp
+from app.store.sqlite_backend import SQLiteWriteBackend
+from app.store.writer import StoreWriter
 from tests.unit.test_computer_use_wire import tiny_png
 
 PNG = tiny_png(4, 4)
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[tuple[ArtifactStore, Metrics, Path]]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+class Gate:
+    """A write backend that fails every commit as `locked` until opened."""
+
+    def __init__(self, inner: WriteBackend) -> None:
+        self.inner = inner
+        self.passing = asyncio.Event()
+        self.refused = asyncio.Event()
+
+    async def open(self) -> int:
+        return await self.inner.open()
+
+    async def commit(self, units: Sequence[Sequence[WriteOp]]) -> list[list[int]]:
+        if not self.passing.is_set():
+            self.refused.set()
+            raise StoreFailure("locked", "held by the test")
+        return await self.inner.commit(units)
+
+    async def probe(self) -> None:
+        if not self.passing.is_set():
+            raise StoreFailure("locked", "held by the test")
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+async def open_store(
+    tmp_path: Path, metrics: Metrics, *, gate: bool = False, task_max: int, total_max: int
+) -> tuple[ArtifactStore, StoreWriter, AsyncEngine, Gate | None]:
+    path = tmp_path / "db.sqlite"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
     await migrate(engine)
-    metrics = Metrics()
-    root = tmp_path / "artifacts"
-    # each task keeps at most 3 images, all tasks together at most 5
+    backend: WriteBackend = SQLiteWriteBackend(path)
+    gated = Gate(backend) if gate else None
+    writer = StoreWriter(gated or backend, retry_waits_s=(0.01,))
+    await writer.start()
     artifacts = ArtifactStore(
-        root,
+        tmp_path / "artifacts",
         ArtifactRepository(engine),
+        writer,
         metrics,
-        task_max_bytes=3 * len(PNG),
-        total_max_bytes=5 * len(PNG),
+        task_max_bytes=task_max,
+        total_max_bytes=total_max,
     )
     await artifacts.start()
+    return artifacts, writer, engine, gated
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[tuple[ArtifactStore, Metrics, Path]]:
+    metrics = Metrics()
+    # each task keeps at most 3 images, all tasks together at most 5
+    artifacts, writer, engine, _ = await open_store(
+        tmp_path, metrics, task_max=3 * len(PNG), total_max=5 * len(PNG)
+    )
     try:
-        yield artifacts, metrics, root
+        yield artifacts, metrics, tmp_path / "artifacts"
     finally:
+        await writer.close(1.0)
         await engine.dispose()
 
 
@@ -114,31 +163,81 @@ async def test_reading_the_wrong_task_or_a_missing_one(
 
 
 async def test_stored_bytes_survive_a_restart(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
-    await migrate(engine)
+    first, writer, engine, _ = await open_store(
+        tmp_path, Metrics(), task_max=10**6, total_max=10**6
+    )
+    await save(first, "a" * 32, 1)
+    await save(first, "a" * 32, 2)
+    await writer.close(1.0)
+    await engine.dispose()
+    metrics = Metrics()
+    _, writer, engine, _ = await open_store(tmp_path, metrics, task_max=10**6, total_max=10**6)
     try:
-        first = ArtifactStore(
-            tmp_path / "a",
-            ArtifactRepository(engine),
-            Metrics(),
-            task_max_bytes=10**6,
-            total_max_bytes=10**6,
-        )
-        await first.start()
-        await save(first, "a" * 32, 1)
-        await save(first, "a" * 32, 2)
-        metrics = Metrics()
-        again = ArtifactStore(
-            tmp_path / "a",
-            ArtifactRepository(engine),
-            metrics,
-            task_max_bytes=10**6,
-            total_max_bytes=10**6,
-        )
-        await again.start()
         assert gauge(metrics) == 2 * len(PNG)
     finally:
+        await writer.close(1.0)
         await engine.dispose()
+
+
+def files(root: Path) -> list[str]:
+    """Every file under `root`, temp files included."""
+    return sorted(p.name for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+@dataclass
+class Held:
+    """A save whose file is on disk while the store refuses its row (kept for a retry)."""
+
+    artifacts: ArtifactStore
+    writer: StoreWriter
+    gate: Gate
+    metrics: Metrics
+    saving: asyncio.Task[str]
+
+
+@pytest.fixture
+async def held(tmp_path: Path) -> AsyncIterator[Held]:
+    metrics = Metrics()
+    artifacts, writer, engine, gate = await open_store(
+        tmp_path, metrics, gate=True, task_max=10**6, total_max=10**6
+    )
+    assert gate is not None
+    saving = asyncio.create_task(save(artifacts, "a" * 32, 1))
+    await gate.refused.wait()
+    try:
+        yield Held(artifacts, writer, gate, metrics, saving)
+    finally:
+        await writer.close(1.0)
+        await engine.dispose()
+
+
+async def test_a_row_never_stored_takes_its_file_with_it(held: Held, tmp_path: Path) -> None:
+    """The store cannot take the row and the service stops: the save fails as not stored,
+    and no file is left that no row names (eviction would never find it)."""
+    assert len(files(tmp_path / "artifacts")) == 1
+    assert held.writer.health().pending_writes == {"artifact_saved": 1}
+    await held.writer.close(0.0)
+    with pytest.raises(StorageUnavailable):
+        await held.saving
+    assert files(tmp_path / "artifacts") == []
+    assert await held.artifacts.for_task("a" * 32) == []
+    assert gauge(held.metrics) == 0
+
+
+async def test_a_cancelled_caller_leaves_the_save_to_finish(held: Held, tmp_path: Path) -> None:
+    """The task's deadline cancels it while its screenshot's row waits for the store: once
+    the store takes writes again, file and row are both there, and counted."""
+    held.saving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await held.saving
+    held.gate.passing.set()
+    assert await held.writer.flush(5.0, while_unavailable=True)
+    (listed,) = await held.artifacts.for_task("a" * 32)
+    assert files(tmp_path / "artifacts") == [f"{listed.id}.png"]
+    await save(held.artifacts, "a" * 32, 2)  # after the first save is done (one at a time)
+    assert gauge(held.metrics) == 2 * len(PNG)
+    _, data = await held.artifacts.read("a" * 32, listed.id)
+    assert data == PNG
 
 
 def test_png_size_reads_the_header() -> None:

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
 import orjson
 import pytest
+from sqlalchemy import text
 
 from app.agents.repository import AgentRepository, TaskRepository, UsageRepository
 from app.agents.schemas import TaskState
+from app.artifacts.repository import ArtifactRepository, artifact_from_row
 from app.events.repository import EventRepository
 from app.events.schemas import EventFilter
 from app.store.backend import RowConflict, StoreFailure, WriteBackend
@@ -25,8 +28,10 @@ from app.store.pg_backend import PostgresWriteBackend
 from app.store.rows import (
     AgentDeleted,
     AgentSessionSaved,
+    ArtifactsEvicted,
     EventsPruned,
     NewAgent,
+    NewArtifact,
     NewEvent,
     NewTask,
     TaskFinished,
@@ -160,6 +165,70 @@ async def test_pruning_keeps_the_newest_events(store: Opened) -> None:
     assert await backend.commit([[event()]]) == [[11]]
 
 
+def artifact(id_: str, created_at: float, task_id: str = "t1") -> NewArtifact:
+    return NewArtifact(
+        id_,
+        task_id,
+        "scout",
+        "screenshot",
+        int(created_at),
+        "click_at",
+        "http://site/ü",
+        None,
+        None,
+        "image/png",
+        1000,
+        4,
+        3,
+        "ab" * 32,
+        created_at,
+    )
+
+
+async def test_artifacts_are_stored_then_evicted_in_one_unit_with_events(store: Opened) -> None:
+    """A new artifact lands where the reads find it, in the same transaction as the events
+    queued with it; an eviction marks rows once (the first time stays), and a duplicate id
+    is refused with nothing of its unit stored."""
+    backend, _, url = store
+    final = replace(
+        artifact("f1", 3.0),
+        kind="final",
+        action=None,
+        url="http://site/end",
+        title="End",
+        page_text="bye ✓",
+        bytes=123_456,
+        width=800,
+    )
+    seqs = await backend.commit(
+        [[artifact("a1", 1.0), event("browser.action", screenshot="a1")], [artifact("a2", 2.0)]]
+    )
+    assert seqs == [[1], []]
+    await backend.commit([[final]])
+    with pytest.raises(RowConflict):
+        await backend.commit([[artifact("a2", 4.0, "t2"), event("lost")]])
+    await backend.commit([[ArtifactsEvicted(("a1",), 5.0)], [ArtifactsEvicted(("a1", "a2"), 6.0)]])
+    engine = create_engine(url)
+    try:
+        repo = ArtifactRepository(engine)
+        listed = await repo.for_task("t1")
+        assert [(a.id, a.evicted) for a in listed] == [("a1", True), ("a2", True), ("f1", False)]
+        assert (listed[0].url, listed[0].step, listed[0].action) == ("http://site/ü", 1, "click_at")
+        got = await repo.get("f1")
+        assert got is not None
+        assert got == artifact_from_row(final.as_stored())  # every column read back as written
+        assert await repo.for_task("t2") == []
+        assert await repo.stored_bytes() == 123_456
+        assert [e.type for e in await EventRepository(engine).read(after_seq=0)] == [
+            "browser.action"
+        ]
+        async with engine.connect() as conn:
+            times = await conn.execute(text("SELECT id, evicted_at FROM artifacts ORDER BY id"))
+            assert [tuple(r) for r in times] == [("a1", 5.0), ("a2", 6.0), ("f1", None)]
+    finally:
+        await engine.dispose()
+
+
 class Blocker:
     """Another connection holding the database's write lock (SQLite's, or PostgreSQL
     table locks on everything the writer touches), released by `release()`."""
@@ -178,7 +247,7 @@ class Blocker:
             return
         self._pg = await asyncpg.connect(self._url.replace("postgresql+asyncpg", "postgresql"))
         await self._pg.execute(
-            "BEGIN; LOCK TABLE events, agents, tasks, usage_totals, alembic_version "
+            "BEGIN; LOCK TABLE events, agents, tasks, usage_totals, artifacts, alembic_version "
             "IN ACCESS EXCLUSIVE MODE"
         )
 
