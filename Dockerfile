@@ -64,8 +64,8 @@ RUN if ! command -v chromium >/dev/null 2>&1 \
 RUN groupadd --system --gid 10001 bigthree \
     && useradd --system --uid 10001 --gid bigthree --no-create-home \
        --home-dir /nonexistent --shell /usr/sbin/nologin bigthree \
-    && mkdir -p /data \
-    && chown bigthree:bigthree /data
+    && mkdir -p /data /artifacts \
+    && chown bigthree:bigthree /data /artifacts
 
 COPY --from=builder /opt/venv /opt/venv
 

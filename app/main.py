@@ -196,12 +196,13 @@ async def _start(app: FastAPI, settings: Settings, metrics: Metrics, teardown: T
     )
     llm = LLMClient(gateway, bus=bus, metrics=metrics, usage=usage, telemetry=telemetry)
     artifacts = ArtifactStore(
-        settings.data_dir / "artifacts",
+        settings.resolved_artifacts_dir,
         ArtifactRepository(engine),
         writer,
         metrics,
         task_max_bytes=settings.browser_artifacts_task_max_bytes,
         total_max_bytes=settings.browser_artifacts_max_bytes,
+        per_replica=settings.artifacts_per_replica,
     )
     await artifacts.start()
     browsers = BrowserPool(settings, metrics)  # starts nothing until a browser task runs

@@ -1,7 +1,8 @@
 """ArtifactStore: a task's images on disk, their metadata in the store, under two caps.
 
-Files live at `<data_dir>/artifacts/<task id>/<artifact id>.png`, written to a temp file and
-renamed (a reader never sees half an image). Two caps bound the disk:
+Files live at `<artifacts dir>/<task id>/<artifact id>.png` (`BIGTHREE_ARTIFACTS_DIR`, by
+default `<data_dir>/artifacts`), written to a temp file and renamed (a reader never sees half
+an image). Two caps bound the disk:
 
 - per task (`BIGTHREE_BROWSER_ARTIFACTS_TASK_MAX_BYTES`): past it, that task's oldest images
   are evicted, so its latest — and its final page — are always kept;
@@ -10,6 +11,15 @@ renamed (a reader never sees half an image). Two caps bound the disk:
 
 An evicted artifact keeps its metadata row (events name it) and reads as `evicted`; its
 bytes are gone. `bigthree_browser_artifact_bytes` is the bytes stored now.
+
+Several replicas on PostgreSQL share one directory (docs/deployment.md). The rows are shared,
+so the total is re-read from them at every save (what every replica stored, less what any
+evicted) and victims are the oldest rows, whoever saved them; a task runs on one replica, so
+its own count stays in that process. Two replicas evicting at once may pick the same victims
+(unlinked twice, marked once) or evict a few more than needed; once their saves are done the
+total is under the cap (the later of two saves reads both rows). Without a shared directory
+(`per_replica`), a file saved elsewhere is not on this disk: reading it answers 404
+`not_on_this_replica` (and evicting it frees nothing here, nor on the disk that holds it).
 
 Metadata is written through the store writer (app/store/writer.py), as durable writes: a new
 artifact's row is committed before `save_png` returns, so before the `browser.action` event
@@ -34,6 +44,7 @@ import uuid
 from pathlib import Path
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.artifacts.repository import ArtifactRepository, artifact_from_row
 from app.artifacts.schemas import Artifact, ArtifactKind
@@ -67,8 +78,10 @@ class ArtifactStore:
         *,
         task_max_bytes: int,
         total_max_bytes: int,
+        per_replica: bool = False,
     ) -> None:
         self._root = root
+        self._per_replica = per_replica  # replicas share the rows but not this directory
         self._repo = repository
         self._writer = writer
         self._metrics = metrics
@@ -141,6 +154,10 @@ class ArtifactStore:
                 # the service stopped before the marks were stored: those rows still read as
                 # stored, their files gone, and the next eviction picks them again
                 log.warning("artifact_eviction_not_stored", error=str(exc))
+            except SQLAlchemyError as exc:
+                # the rows could not be read (the database went away after taking this one):
+                # the image is stored; the caps are enforced again at the next save
+                log.warning("artifact_eviction_not_read", error=str(exc))
 
     def _saved(self, saving: asyncio.Task[None]) -> None:
         self._saving.discard(saving)
@@ -162,6 +179,14 @@ class ArtifactStore:
         try:
             data = await asyncio.to_thread(self._path(task_id, artifact_id).read_bytes)
         except FileNotFoundError:
+            if self._per_replica:
+                raise NotFound(
+                    f"artifact {artifact_id}'s file is not on this replica: it was saved on "
+                    f"the disk of the replica that ran task {task_id}. Set "
+                    "BIGTHREE_ARTIFACTS_DIR to one directory every replica shares "
+                    "(docs/deployment.md, Scale-out)",
+                    reason="not_on_this_replica",
+                ) from None
             raise NotFound(f"artifact {artifact_id}'s file is missing", reason="missing") from None
         return artifact, data
 
@@ -183,6 +208,9 @@ class ArtifactStore:
         while self._per_task.get(task_id, 0) > self._task_max:
             if not await self._evict(task_id=task_id, keep=keep):
                 break
+        # the total from the shared rows: other replicas' saves and evictions count too
+        self._total = await self._repo.stored_bytes()
+        self._metrics.browser_artifact_bytes.set(self._total)
         while self._total > self._total_max:
             if not await self._evict(task_id=None, keep=keep):
                 break

@@ -95,7 +95,14 @@ class Settings(BaseSettings):
     )
 
     # --- storage ------------------------------------------------------------------------
-    data_dir: Path = Field(Path("data"), description="Where the SQLite file lives.")
+    data_dir: Path = Field(
+        Path("data"), description="Where the SQLite file (and, by default, artifacts) lives."
+    )
+    artifacts_dir: Path | None = Field(
+        None,
+        description="Where browser screenshots (task artifacts) are kept. Empty: "
+        "<data_dir>/artifacts. Replicas on PostgreSQL must share one directory.",
+    )
     database_url: str | None = Field(
         None, description="SQLAlchemy async URL; default sqlite+aiosqlite:///<data_dir>/bigthree.db"
     )
@@ -478,6 +485,23 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'bigthree.db').as_posix()}"
+
+    @property
+    def resolved_artifacts_dir(self) -> Path:
+        return self.artifacts_dir or self.data_dir / "artifacts"
+
+    @property
+    def artifacts_per_replica(self) -> bool:
+        """Replicas on PostgreSQL, each keeping artifacts under its own data dir: a file
+        another replica saved is not on this one's disk (BIGTHREE_ARTIFACTS_DIR not set)."""
+        return self.artifacts_dir is None and self.is_shared_database
+
+    @property
+    def is_shared_database(self) -> bool:
+        """PostgreSQL: the store several replicas may share (SQLite is one process's)."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.resolved_database_url).get_backend_name() == "postgresql"
 
     def secrets(self) -> list[SecretStr | None]:
         """Every secret in the settings (for the redactor): keys, and the passwords of the

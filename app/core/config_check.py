@@ -3,9 +3,9 @@
 Loads the Settings from an env file plus the process environment (the environment wins, as
 it does at start-up). Every rule about the values is the Settings model's own (so `serve`
 refuses exactly what is reported here); all of its problems are reported in one run, then
-what only this command checks: provider keys present and plausibly shaped, the data
-directory writable, the port free, authentication set for a non-loopback bind, and risky
-combinations (WARN).
+what only this command checks: provider keys present and plausibly shaped, the data and
+artifacts directories writable (artifacts shared by replicas on PostgreSQL), the port free,
+authentication set for a non-loopback bind, and risky combinations (WARN).
 
 Each finding is one line, `ERROR ...`, `WARN ...` or `OK ...`; the exit code is 1 when any
 finding is an error, else 0. A finding names settings by their environment variable and
@@ -160,6 +160,23 @@ def _check_database(settings: Settings) -> list[Finding]:
     return []
 
 
+def _check_artifacts(settings: Settings) -> list[Finding]:
+    """Where screenshots go: writable, and shared when replicas share PostgreSQL."""
+    if settings.artifacts_dir is not None:
+        return _check_writable("BIGTHREE_ARTIFACTS_DIR", settings.artifacts_dir)
+    if settings.artifacts_per_replica:
+        return [
+            Finding(
+                "WARN",
+                "BIGTHREE_DATABASE_URL is PostgreSQL but BIGTHREE_ARTIFACTS_DIR is not set: "
+                "each replica keeps browser screenshots under its own BIGTHREE_DATA_DIR, so "
+                "the others answer 404 not_on_this_replica for them; point it at one "
+                "directory every replica shares",
+            )
+        ]
+    return []
+
+
 def _check_writable(what: str, directory: Path) -> list[Finding]:
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -294,6 +311,7 @@ def check_settings(
         findings += _check_database(settings)
     else:
         findings += _check_writable("BIGTHREE_DATA_DIR", settings.data_dir)
+    findings += _check_artifacts(settings)
     findings += _check_browser(settings)
     findings += _check_combinations(settings)
     findings.append(Finding(*claude_code_check(settings)))

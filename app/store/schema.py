@@ -114,7 +114,7 @@ events = Table(
     Column("payload", Json, nullable=False),
 )
 
-# files a task produced (browser screenshots), stored under <data_dir>/artifacts/<task id>/;
+# files a task produced (browser screenshots), stored under <artifacts dir>/<task id>/;
 # an evicted artifact keeps its row (its events still name it) but not its file
 artifacts = Table(
     "artifacts",

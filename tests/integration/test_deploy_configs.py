@@ -269,7 +269,8 @@ def test_compose_requires_a_grafana_password(tmp_path: Path) -> None:
 
 
 def test_compose_service_contract(tmp_path: Path) -> None:
-    """bigthree: built here, .env, healthy, restarts, /data volume, loopback port, grace > drain."""
+    """bigthree: built here, .env, healthy, restarts, /data and artifacts volumes, loopback
+    port, grace > drain."""
     service = compose_config(tmp_path)["services"]["bigthree"]
     assert service["build"]["context"].endswith("project")
     assert service["restart"] == "unless-stopped"
@@ -278,8 +279,11 @@ def test_compose_service_contract(tmp_path: Path) -> None:
     assert service["environment"]["BIGTHREE_DATA_DIR"] == "/data"
     (port,) = service["ports"]
     assert (port["host_ip"], port["published"], port["target"]) == ("127.0.0.1", "8000", 8000)
-    (volume,) = service["volumes"]
-    assert (volume["type"], volume["target"]) == ("volume", "/data")
+    volumes = {(v["type"], v["source"], v["target"]) for v in service["volumes"]}
+    assert volumes == {
+        ("volume", "bigthree-data", "/data"),
+        ("volume", "bigthree-artifacts", service["environment"]["BIGTHREE_ARTIFACTS_DIR"]),
+    }
     assert "/health" in " ".join(service["healthcheck"]["test"])
     grace = float(service["stop_grace_period"].rstrip("s"))
     assert grace > Settings.model_fields["drain_grace_s"].default
@@ -305,7 +309,8 @@ def test_compose_monitoring_profile_contract(tmp_path: Path) -> None:
 def test_compose_scale_profile_contract(tmp_path: Path) -> None:
     """Profile `scale`: PostgreSQL and Redis with healthchecks, more replicas of the same
     image behind nginx (loopback :8080, the repository's nginx.conf), every replica in the
-    `bigthree-pool` alias nginx balances over and started only once the stores are healthy."""
+    `bigthree-pool` alias nginx balances over, sharing one artifacts volume, and started only
+    once the stores are healthy."""
     project = str(tmp_path / "project")
     services = compose_config(tmp_path, "--profile", "scale")["services"]
     assert set(services) == {"bigthree", "replica", "postgres", "redis", "lb"}
@@ -323,6 +328,11 @@ def test_compose_scale_profile_contract(tmp_path: Path) -> None:
     assert replica["stop_grace_period"] == single["stop_grace_period"]
     for service in (replica, single):
         assert service["networks"]["default"]["aliases"] == ["bigthree-pool"]
+        # screenshots: every replica reads and writes one shared volume (not /data, its own)
+        artifacts_dir = service["environment"]["BIGTHREE_ARTIFACTS_DIR"]
+        (mount,) = [v for v in service["volumes"] if v["target"] == artifacts_dir]
+        assert (mount["type"], mount["source"]) == ("volume", "bigthree-artifacts")
+        assert not artifacts_dir.startswith(service["environment"]["BIGTHREE_DATA_DIR"])
     for store in ("postgres", "redis"):
         assert replica["depends_on"][store]["condition"] == "service_healthy"
         # the single service waits for them too, but only where the profile is on

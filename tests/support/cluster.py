@@ -22,6 +22,7 @@ from tests.support.servers import postgres_database, redis_prefix
 def replica_env(fake_url: str, db_url: str, redis_url: str, prefix: str) -> dict[str, str]:
     return {
         "OPENAI_BASE_URL": f"{fake_url}/v1",
+        "GEMINI_BASE_URL": fake_url,  # browser agents' computer-use model
         "BIGTHREE_RETRY_INITIAL_BACKOFF_S": "0.01",
         "BIGTHREE_RETRY_MAX_BACKOFF_S": "0.05",
         "BIGTHREE_DATABASE_URL": db_url,

@@ -54,7 +54,13 @@ class Gate:
 
 
 async def open_store(
-    tmp_path: Path, metrics: Metrics, *, gate: bool = False, task_max: int, total_max: int
+    tmp_path: Path,
+    metrics: Metrics,
+    *,
+    gate: bool = False,
+    task_max: int,
+    total_max: int,
+    per_replica: bool = False,
 ) -> tuple[ArtifactStore, StoreWriter, AsyncEngine, Gate | None]:
     path = tmp_path / "db.sqlite"
     engine = create_engine(f"sqlite+aiosqlite:///{path}")
@@ -70,6 +76,7 @@ async def open_store(
         metrics,
         task_max_bytes=task_max,
         total_max_bytes=total_max,
+        per_replica=per_replica,
     )
     await artifacts.start()
     return artifacts, writer, engine, gated
@@ -174,6 +181,86 @@ async def test_stored_bytes_survive_a_restart(tmp_path: Path) -> None:
     _, writer, engine, _ = await open_store(tmp_path, metrics, task_max=10**6, total_max=10**6)
     try:
         assert gauge(metrics) == 2 * len(PNG)
+    finally:
+        await writer.close(1.0)
+        await engine.dispose()
+
+
+async def test_replicas_sharing_rows_and_directory_keep_one_total_cap(tmp_path: Path) -> None:
+    """Two stores on one database and one directory (two replicas): the total cap counts
+    both replicas' images, whichever saved them; the oldest goes first, from either."""
+    metrics = Metrics()
+    one, writer, engine, _ = await open_store(
+        tmp_path, metrics, task_max=10**6, total_max=3 * len(PNG)
+    )
+    other_metrics = Metrics()
+    other = ArtifactStore(
+        tmp_path / "artifacts",
+        ArtifactRepository(engine),
+        writer,
+        other_metrics,
+        task_max_bytes=10**6,
+        total_max_bytes=3 * len(PNG),
+    )
+    await other.start()
+    try:
+        first = await save(one, "a" * 32, 1)
+        second = await save(other, "b" * 32, 1)
+        await save(one, "a" * 32, 2)
+        # each alone has saved at most 2 images; together 4 > 3: the oldest (one's) goes
+        await save(other, "b" * 32, 2)
+        evicted = [a.id for t in ("a" * 32, "b" * 32) for a in await one.for_task(t) if a.evicted]
+        assert evicted == [first]
+        assert gauge(other_metrics) == 3 * len(PNG)
+        assert len(files(tmp_path / "artifacts")) == 3
+        # and the other replica's image is the next to go when the first one saves
+        await save(one, "a" * 32, 3)
+        listed = await other.for_task("b" * 32)
+        assert [a.id for a in listed if a.evicted] == [second]
+        assert gauge(metrics) == 3 * len(PNG)
+        _, data = await one.read("b" * 32, listed[-1].id)  # saved by the other: shared dir
+        assert data == PNG
+    finally:
+        await writer.close(1.0)
+        await engine.dispose()
+
+
+async def test_a_file_saved_on_another_replica_reads_as_not_on_this_replica(
+    tmp_path: Path,
+) -> None:
+    """Per-replica directories: the row is shared, the file is not. The store that lacks it
+    answers not_on_this_replica, naming the setting; one directory answers `missing`."""
+    saver, writer, engine, _ = await open_store(
+        tmp_path, Metrics(), task_max=10**6, total_max=10**6, per_replica=True
+    )
+    elsewhere = ArtifactStore(
+        tmp_path / "other-replica" / "artifacts",
+        ArtifactRepository(engine),
+        writer,
+        Metrics(),
+        task_max_bytes=10**6,
+        total_max_bytes=10**6,
+        per_replica=True,
+    )
+    try:
+        saved = await save(saver, "a" * 32, 1)
+        assert (await saver.read("a" * 32, saved))[1] == PNG
+        with pytest.raises(NotFound) as absent:
+            await elsewhere.read("a" * 32, saved)
+        assert absent.value.details == {"reason": "not_on_this_replica"}
+        assert "BIGTHREE_ARTIFACTS_DIR" in absent.value.message
+        (tmp_path / "artifacts" / ("a" * 32) / f"{saved}.png").unlink()
+        single = ArtifactStore(
+            tmp_path / "artifacts",
+            ArtifactRepository(engine),
+            writer,
+            Metrics(),
+            task_max_bytes=10**6,
+            total_max_bytes=10**6,
+        )
+        with pytest.raises(NotFound) as lost:
+            await single.read("a" * 32, saved)
+        assert lost.value.details == {"reason": "missing"}
     finally:
         await writer.close(1.0)
         await engine.dispose()

@@ -208,14 +208,16 @@ def test_missing_data_dir_is_created(tmp_path: Path) -> None:
     assert any("is writable" in line for line in lines_at("OK", lines))
 
 
-def test_unwritable_data_dir_is_an_error(tmp_path: Path) -> None:
-    """A data directory that cannot be created (a file is in the way) fails the check."""
+@pytest.mark.parametrize("variable", ["BIGTHREE_DATA_DIR", "BIGTHREE_ARTIFACTS_DIR"])
+def test_unwritable_data_dir_is_an_error(tmp_path: Path, variable: str) -> None:
+    """A data (or artifacts) directory that cannot be created (a file is in the way) fails
+    the check."""
     blocker = tmp_path / "blocker"
     blocker.write_text("not a directory", encoding="utf-8")
-    env = {**good_env(tmp_path), "BIGTHREE_DATA_DIR": str(blocker / "data")}
+    env = {**good_env(tmp_path), variable: str(blocker / "data")}
     code, lines = check(tmp_path, env)
     assert code == 1
-    assert any("BIGTHREE_DATA_DIR" in line for line in lines_at("ERROR", lines))
+    assert any(variable in line for line in lines_at("ERROR", lines))
 
 
 @pytest.mark.parametrize(
@@ -256,6 +258,25 @@ def test_database_url_needs_the_async_sqlite_driver(tmp_path: Path) -> None:
     code, lines = check(tmp_path, {**good_env(tmp_path), "BIGTHREE_DATABASE_URL": url})
     assert code == 0, lines
     assert (tmp_path / "db").is_dir()
+
+
+def test_replicas_on_postgres_without_a_shared_artifacts_dir_warn(tmp_path: Path) -> None:
+    """PostgreSQL with the per-replica default artifacts directory: a warning naming
+    BIGTHREE_ARTIFACTS_DIR; set, it is checked writable instead (and nothing warns)."""
+    pg = {**good_env(tmp_path), "BIGTHREE_DATABASE_URL": "postgresql+asyncpg://u@db:5432/b"}
+    code, lines = check(tmp_path, pg)
+    assert code == 0, lines
+    (warning,) = [line for line in lines_at("WARN", lines) if "BIGTHREE_ARTIFACTS_DIR" in line]
+    assert "not_on_this_replica" in warning and "shares" in warning
+    shared = tmp_path / "shared" / "artifacts"
+    code, lines = check(tmp_path, {**pg, "BIGTHREE_ARTIFACTS_DIR": str(shared)})
+    assert code == 0, lines
+    assert not [line for line in lines_at("WARN", lines) if "BIGTHREE_ARTIFACTS_DIR" in line]
+    assert any(f"BIGTHREE_ARTIFACTS_DIR {shared} is writable" in line for line in lines)
+    assert shared.is_dir()
+    # one process on SQLite: the default is right, nothing to say
+    code, lines = check(tmp_path, good_env(tmp_path))
+    assert not any("BIGTHREE_ARTIFACTS_DIR" in line for line in lines)
 
 
 def test_missing_pricing_file_is_an_error(tmp_path: Path) -> None:
