@@ -1,12 +1,12 @@
-"""Agent and task shapes: what clients send, what the API returns, the domain states."""
+"""Agent and task shapes: what clients send, what the API returns (the domain states and kinds
+live in `app.agents.states`, re-exported here)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -21,8 +21,12 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from app.core.config import MODEL_PATTERN, ProviderName
+from app.agents.states import AgentKind as AgentKind
+from app.agents.states import AgentState as AgentState
+from app.agents.states import PermissionMode as PermissionMode
+from app.agents.states import TaskState as TaskState
 from app.core.jsonsafe import JsonInt, ValidText, number_only
+from app.core.names import MODEL_PATTERN, ProviderName
 from app.core.redaction import redact, redact_value
 from app.tools.browser.guard import OriginError, parse_origin
 
@@ -34,34 +38,10 @@ AGENT_NAME_RULE = (
 
 TOOL_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,127}$"
 
-AgentKind = Literal["chat", "coder", "orchestrator", "claude_code", "browser"]
 WORKSPACE_KINDS = frozenset({"coder", "claude_code"})  # kinds that work in a workspace
-# how Claude Code treats tool permissions; the service's own permission layer applies in all
-PermissionMode = Literal["default", "acceptEdits", "plan", "bypassPermissions"]
 ToolName = Annotated[str, Field(pattern=TOOL_NAME_PATTERN)]
 BROWSER_FIELDS = ("allowed_origins", "start_url", "screen")
 MAX_ALLOWED_ORIGINS = 100
-
-
-class AgentState(StrEnum):
-    IDLE = "idle"
-    BUSY = "busy"
-    FAILED = "failed"
-    DELETED = "deleted"
-
-
-class TaskState(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    TIMED_OUT = "timed_out"
-    INTERRUPTED = "interrupted"
-
-    @property
-    def finished(self) -> bool:
-        return self not in {TaskState.QUEUED, TaskState.RUNNING}
 
 
 def _check_agent_name(value: str) -> str:

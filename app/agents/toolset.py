@@ -23,7 +23,8 @@ from app.agents.schemas import (
     TaskCreate,
 )
 from app.agents.service import AgentManager
-from app.core.config import MODEL_PATTERN, ProviderName, Settings
+from app.core.config import Settings
+from app.core.names import MODEL_PATTERN, ProviderName
 from app.tools.errors import ToolError
 from app.tools.toolset import Tool, ToolResult, Toolset
 from app.tools.workspace_tools import slice_lines

@@ -7,7 +7,7 @@ from typing import Annotated, get_args
 
 import typer
 
-from app.agents.schemas import AgentKind, PermissionMode
+from app.agents.states import AgentKind, PermissionMode
 from app.cli import render
 from app.cli.common import JsonFlag, connect, out, print_json
 

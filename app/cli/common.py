@@ -2,6 +2,10 @@
 
 Exit codes: 0 success; 1 the task did not succeed (`run`); 2 bad usage; 3 the server refused
 the request or could not be reached.
+
+The client (httpx, pydantic, the API shapes) is imported by `connect`, when a command talks to
+a server: `bigthree --help` and bad usage never load it, and no CLI module loads the server
+(FastAPI, the store, the settings; tests/unit/test_cli_imports.py keeps it so).
 """
 
 from __future__ import annotations
@@ -11,13 +15,15 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from pydantic import BaseModel
 from rich.console import Console
 
-from app.client import AppError, BigThreeClient
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from app.client import BigThreeClient
 
 EXIT_TASK_NOT_SUCCEEDED = 1
 EXIT_REQUEST_FAILED = 3
@@ -36,6 +42,8 @@ class ClientOptions:
 def connect(ctx: typer.Context) -> Iterator[BigThreeClient]:
     """A client for the command's server; a refused request ends the command with exit 3
     and the server's error type and message on stderr."""
+    from app.client import AppError, BigThreeClient
+
     options: ClientOptions = ctx.obj
     try:
         with BigThreeClient(options.url, options.api_key or "") as client:
@@ -51,6 +59,8 @@ def connect(ctx: typer.Context) -> Iterator[BigThreeClient]:
 
 def print_json(value: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:
     """One JSON document on stdout, for scripts."""
+    from pydantic import BaseModel
+
     if isinstance(value, BaseModel):
         data: Any = value.model_dump(mode="json")
     elif isinstance(value, Sequence):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 from rich.text import Text
 
-from app.agents.schemas import Agent, CostReport, Task
-from app.client import ProviderStatus
-from app.events.schemas import Event
+if TYPE_CHECKING:  # the shapes are loaded by the client, only when a command talks to a server
+    from app.agents.schemas import Agent, CostReport, Task
+    from app.client import ProviderStatus
+    from app.events.schemas import Event
 
 STATE_STYLES = {
     "succeeded": "green",

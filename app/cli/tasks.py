@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.status import Status
 
-from app.agents.schemas import Task, TaskState
+from app.agents.states import TaskState
 from app.cli import render
 from app.cli.common import EXIT_TASK_NOT_SUCCEEDED, JsonFlag, connect, err, out, print_json
-from app.client import BigThreeClient
+
+if TYPE_CHECKING:
+    from app.agents.schemas import Task
+    from app.client import BigThreeClient
 
 tasks = typer.Typer(help="List, inspect and cancel tasks.", no_args_is_help=True)
 

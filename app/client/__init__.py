@@ -9,15 +9,16 @@ tests; usable on its own):
         for event in bt.task_events(task.id):    # Server-Sent Events, ends with the task
             print(event.type)
 
-Errors are the server's own types (`app.core.errors`: NotFound, Conflict, InvalidInput,
-TooManyRequests, ServiceUnavailable, Draining, ...), rebuilt from the error body; a server
-that cannot be reached raises `Unreachable`.
+Errors are the server's own types (`app.core.error_types`: NotFound, Conflict,
+InvalidInput, TooManyRequests, ServiceUnavailable, Draining, ...), rebuilt from the error
+body; a server that cannot be reached raises `Unreachable`. Importing the client imports
+neither FastAPI nor the server's settings.
 """
 
 from app.client.client import DEFAULT_URL, BigThreeClient
 from app.client.errors import Unreachable, error_from_response
 from app.client.models import BreakerStatus, ProviderStatus
-from app.core.errors import (
+from app.core.error_types import (
     AppError,
     BadRequest,
     Conflict,

@@ -11,13 +11,11 @@ from typing import Any, Literal
 import httpx
 from httpx_sse import connect_sse
 from pydantic import ValidationError
-from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.sync.client import connect
 
 from app.agents.schemas import Agent, AgentCreate, CostReport, Task, TaskState
 from app.client.errors import Unreachable, error_from_response
 from app.client.models import BreakerStatus, ProviderStatus
-from app.core.errors import AppError, InvalidInput, Unauthorized
+from app.core.error_types import AppError, InvalidInput, Unauthorized
 from app.events.schemas import Event, EventPage
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -171,6 +169,10 @@ class BigThreeClient:
         """Stored events after `after_seq`, then live ones, over the WebSocket — forever.
         When the server drops the stream (restart, slow reader) it reconnects after
         `reconnect_s` with `after_seq` = the last seq received: no event lost or repeated."""
+        # imported here: the WebSocket library is only needed by this stream (CLI start-up)
+        from websockets.exceptions import ConnectionClosed, InvalidStatus
+        from websockets.sync.client import connect
+
         last = after_seq
         while True:
             params = _params(after_seq=last, agent=agent, type=type, task_id=task_id)

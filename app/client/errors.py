@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from app.core.errors import AppError
+from app.core.error_types import AppError
 
 
 class Unreachable(AppError):

@@ -28,8 +28,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-ProviderName = Literal["openai", "anthropic", "gemini"]
-MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$"  # a provider's model name
+from app.core.names import ProviderName
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,6 @@
-"""The one error base for everything the service answers over HTTP, mapped in one place.
-
-    AppError (500 internal_error)                  status, type, headers
-    ├── BadRequest (400 bad_request)
-    ├── Unauthorized (401 unauthorized)            + WWW-Authenticate
-    ├── NotFound (404 not_found)
-    ├── Conflict (409 conflict)
-    ├── PayloadTooLarge (413 payload_too_large)
-    ├── InvalidInput (422 validation_error)
-    ├── TooManyRequests (429 too_many_requests)    + Retry-After
-    └── ServiceUnavailable (503 service_unavailable) + Retry-After
-        ├── Draining (503 draining)
-        └── StorageUnavailable (503 storage_unavailable: nothing was stored; retry later)
+"""The service's errors over HTTP, mapped in one place: the error tree (the classes live in
+`app.core.error_types`, free of FastAPI so the client shares them; they are re-exported here
+and the server imports every error name from this module) turned into responses.
 
 The other error trees never reach HTTP as themselves: `ProviderError` (app.providers.errors)
 becomes a task's typed `error`; `ResilienceError` (app.resilience.errors) knows no HTTP and
@@ -26,9 +16,8 @@ carry the request id and pass through the redactor; no handler ever returns a tr
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -36,88 +25,23 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from app.core.error_types import AppError as AppError
+from app.core.error_types import BadRequest as BadRequest
+from app.core.error_types import Conflict as Conflict
+from app.core.error_types import Draining as Draining
+from app.core.error_types import InvalidInput as InvalidInput
+from app.core.error_types import NotFound as NotFound
+from app.core.error_types import PayloadTooLarge as PayloadTooLarge
+from app.core.error_types import ServiceUnavailable as ServiceUnavailable
+from app.core.error_types import StorageUnavailable as StorageUnavailable
+from app.core.error_types import TooManyRequests as TooManyRequests
+from app.core.error_types import Unauthorized as Unauthorized
 from app.core.redaction import redact_value
 
 WWW_AUTHENTICATE = 'Bearer realm="bigthree"'
 # when nothing better is known: a full queue drains within a second or so; a service that is
 # unavailable (draining, store trouble) needs longer
 DEFAULT_RETRY_AFTER_S = {429: 1, 503: 5}
-
-
-class AppError(Exception):
-    status_code: ClassVar[int] = 500
-    error_type: ClassVar[str] = "internal_error"
-    # the wait to advise when the raiser gives none (else protocol_headers' default applies)
-    default_retry_after_s: ClassVar[float | None] = None
-
-    def __init__(self, message: str, *, retry_after_s: float | None = None, **details: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retry_after_s = (
-            retry_after_s if retry_after_s is not None else self.default_retry_after_s
-        )
-        self.details = details
-
-    def to_body(self) -> dict[str, Any]:
-        return {"error": {"type": self.error_type, "message": self.message, **self.details}}
-
-    def headers(self) -> dict[str, str]:
-        """Headers this error's response needs (Retry-After from the hint, if any)."""
-        if self.retry_after_s is None:
-            return {}
-        return {"Retry-After": str(max(1, math.ceil(self.retry_after_s)))}
-
-
-class BadRequest(AppError):
-    status_code = 400
-    error_type = "bad_request"
-
-
-class Unauthorized(AppError):
-    status_code = 401
-    error_type = "unauthorized"
-
-
-class NotFound(AppError):
-    status_code = 404
-    error_type = "not_found"
-
-
-class Conflict(AppError):
-    status_code = 409
-    error_type = "conflict"
-
-
-class PayloadTooLarge(AppError):
-    status_code = 413
-    error_type = "payload_too_large"
-
-
-class InvalidInput(AppError):
-    status_code = 422
-    error_type = "validation_error"
-
-
-class TooManyRequests(AppError):
-    status_code = 429
-    error_type = "too_many_requests"
-
-
-class ServiceUnavailable(AppError):
-    status_code = 503
-    error_type = "service_unavailable"
-
-
-class Draining(ServiceUnavailable):
-    error_type = "draining"
-
-
-class StorageUnavailable(ServiceUnavailable):
-    """The store cannot take writes (disk full, read-only, locked): the request's write was
-    not made and will not be made later."""
-
-    error_type = "storage_unavailable"
-    default_retry_after_s = 2
 
 
 _STATUS_TYPES = {

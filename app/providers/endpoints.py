@@ -12,9 +12,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.core.config import MODEL_PATTERN
 from app.core.deps import AuthDep
 from app.core.errors import NotFound
+from app.core.names import MODEL_PATTERN
 from app.core.openapi import problems
 from app.providers.deps import BreakerControlDep, GatewayDep
 from app.providers.gateway import BreakerAction

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Literal
 
 from app.agents.schemas import AgentCreate, ClaudeCodeOptions
-from app.core.config import ProviderName, Settings
+from app.core.config import Settings
 from app.core.errors import InvalidInput
+from app.core.names import ProviderName
 
 CLAUDE_CODE_PROVIDER: ProviderName = "anthropic"
 INSTALL_HINT = "pip install 'big-three-agents[claude-code]'"
