@@ -42,7 +42,8 @@ def _root(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line `argv` (default: sys.argv[1:]); return the exit code. Typer
-    reports bad usage itself (exit 2); Ctrl-C is exit 130."""
+    reports bad usage (exit 2) and an interrupt (exit 1) itself; `run` stopped while it
+    watches a task exits 130, `events tail` stopped exits 0."""
     try:
         cli(args=list(argv) if argv is not None else None, prog_name="bigthree")
     except SystemExit as exc:
