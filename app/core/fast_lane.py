@@ -27,11 +27,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.asgi import JSON, scope_header
 from app.core.config import Settings
 from app.core.errors import AppError, app_error_response
 from app.core.security import extract_bearer, key_is_valid
 
-JSON = "application/json"
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -66,10 +66,6 @@ class LaneEntry:
     handler: LaneHandler
     takes_body: bool = False
     public: bool = False
-
-
-def json_response(content: str | bytes, status_code: int = 200) -> Response:
-    return Response(content, status_code=status_code, media_type=JSON)
 
 
 def parse_body(model: type[M], raw: bytes) -> M | None:
@@ -152,20 +148,13 @@ def _authorized(scope: Scope) -> bool:
     settings: Settings = scope["app"].state.settings
     if not settings.auth_enabled:
         return True
-    return key_is_valid(settings, extract_bearer(_header(scope, b"authorization")))
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value).decode("latin-1")
-    return None
+    return key_is_valid(settings, extract_bearer(_text_header(scope, b"authorization")))
 
 
 def _has_json_length(scope: Scope) -> bool:
     """A declared length (the body limit has already checked it) and a JSON media type."""
-    length = _header(scope, b"content-length")
-    media = (_header(scope, b"content-type") or "").partition(";")[0].strip().lower()
+    length = _text_header(scope, b"content-length")
+    media = (_text_header(scope, b"content-type") or "").partition(";")[0].strip().lower()
     return length is not None and length.isdigit() and int(length) > 0 and media == JSON
 
 
@@ -188,3 +177,8 @@ def _replaying(body: bytes, receive: Receive) -> Receive:
         return pending.pop() if pending else await receive()
 
     return replay
+
+
+def _text_header(scope: Scope, name: bytes) -> str | None:
+    value = scope_header(scope, name)
+    return None if value is None else value.decode("latin-1")

@@ -14,20 +14,13 @@ import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.asgi import scope_header
 from app.core.errors import internal_error, protocol_headers
 from app.core.ids import new_id
 
 log = structlog.get_logger("bigthree.access")
 errors_log = structlog.get_logger(__name__)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-
-
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    """One request header's value (None when absent), without building a dict of them."""
-    for key, value in scope.get("headers") or ():
-        if key == name:
-            return bytes(value)
-    return None
 
 
 class RequestContextMiddleware:
@@ -42,7 +35,7 @@ class RequestContextMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        incoming = (_header(scope, b"x-request-id") or b"").decode("latin-1")
+        incoming = (scope_header(scope, b"x-request-id") or b"").decode("latin-1")
         request_id = incoming if _SAFE_ID.match(incoming) else new_id()
         scope.setdefault("state", {})["request_id"] = request_id
         status_code = 0
@@ -118,7 +111,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _header(scope, b"content-length")
+        declared = scope_header(scope, b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             await self._reject(scope, send)
             return

@@ -21,9 +21,10 @@ from typing import Annotated
 import structlog
 from fastapi import APIRouter, Query, Response, WebSocket, WebSocketDisconnect, status
 
+from app.core.asgi import json_response
 from app.core.deps import AuthDep, MetricsDep, SettingsDep, provided
 from app.core.errors import AppError
-from app.core.fast_lane import LaneEntry, LaneRequest, json_response, parse_body
+from app.core.fast_lane import LaneEntry, LaneRequest, parse_body
 from app.core.openapi import problems
 from app.core.security import refuse_unauthorized, websocket_subprotocol
 from app.events.deps import BusDep, HubDep
@@ -55,8 +56,12 @@ AfterSeq = Annotated[int, Query(ge=0, le=MAX_SEQ)]
 async def post_event(body: EventIn, bus: BusDep) -> Response:
     """201: the event is stored (and then streamed); 503 `storage_unavailable`: it is not,
     and never will be — send it again later."""
+    return await _store(bus, body)
+
+
+async def _store(bus: EventBus, body: EventIn) -> Response:
     event = await bus.append(external_event(bus, body))
-    return Response(event.frame, status_code=201, media_type="application/json")
+    return json_response(event.frame, status.HTTP_201_CREATED)
 
 
 async def lane_post_event(request: LaneRequest) -> Response | None:
@@ -64,12 +69,10 @@ async def lane_post_event(request: LaneRequest) -> Response | None:
     body = parse_body(EventIn, request.body)
     if body is None:
         return None
-    bus = provided(request, "bus", EventBus)
     try:
-        event = await bus.append(external_event(bus, body))
+        return await _store(provided(request, "bus", EventBus), body)
     except AppError as exc:
         return request.error(exc)
-    return json_response(event.frame, status.HTTP_201_CREATED)
 
 
 LANE = [LaneEntry("POST", "/v1/events", lane_post_event, takes_body=True)]
@@ -103,7 +106,7 @@ async def list_events(
     # the stored JSON of each event, as is: nothing decoded and encoded again
     body = f'{{"events":[{",".join(e.frame for e in events)}],"next_after_seq":{next_after},'
     body += f'"last_seq":{last}}}'
-    return Response(body, media_type="application/json")
+    return json_response(body)
 
 
 def _parse_stream_params(websocket: WebSocket) -> tuple[int, EventFilter]:

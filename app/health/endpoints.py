@@ -10,8 +10,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict
 from starlette.requests import HTTPConnection
 
+from app.core.asgi import json_response
 from app.core.deps import AuthDep, MetricsDep, SettingsDep, provided
-from app.core.fast_lane import LaneEntry, LaneRequest, json_response
+from app.core.fast_lane import LaneEntry, LaneRequest
 from app.core.openapi import problems
 from app.core.security import check_request
 from app.health.checks import Readiness

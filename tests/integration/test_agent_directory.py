@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
-import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.agents.directory import AgentDirectory
 from app.agents.schemas import AgentState
 from app.events.schemas import LiveEvent
-from app.store.engine import create_engine
-from app.store.migrations import upgrade_database
 from app.store.pg_backend import PostgresWriteBackend
 from app.store.rows import AgentDeleted, NewAgent, NewTask, TaskFinished
 from app.store.schema import tasks
-
-
-@pytest.fixture
-async def engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
-    await upgrade_database(pg_url)
-    engine = create_engine(pg_url)
-    yield engine
-    await engine.dispose()
 
 
 def about(agent: str, type_: str) -> LiveEvent:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -16,8 +16,6 @@ from app.events.follow import LogFollower
 from app.events.hub import Hub, Subscription
 from app.events.repository import EventRepository
 from app.events.schemas import EventFilter
-from app.store.engine import create_engine
-from app.store.migrations import upgrade_database
 from app.store.pg_backend import PostgresWriteBackend
 from app.store.rows import NewEvent
 from tests.support.servers import PrivateRedis, redis_prefix
@@ -40,14 +38,6 @@ class Replica:
                 assert event is not None, "the subscription was closed"
                 seqs.append(event.seq)
         return seqs
-
-
-@pytest.fixture
-async def engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
-    await upgrade_database(pg_url)
-    engine = create_engine(pg_url)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture

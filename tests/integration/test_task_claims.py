@@ -7,9 +7,7 @@ import asyncio
 import itertools
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
 
-import pytest
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -19,14 +17,6 @@ from app.store.engine import create_engine
 from app.store.migrations import upgrade_database
 from app.store.rows import NewAgent, NewEvent
 from app.store.schema import agents, events, tasks
-
-
-@pytest.fixture
-async def engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
-    await upgrade_database(pg_url)
-    engine = create_engine(pg_url)
-    yield engine
-    await engine.dispose()
 
 
 async def add_tasks(engine: AsyncEngine, plan: list[tuple[str, int]]) -> None:
