@@ -52,6 +52,7 @@ from app.core.middleware import (
     UnhandledErrorMiddleware,
 )
 from app.core.redaction import remember_secrets
+from app.core.service_app import ServiceApp
 from app.events.endpoints import LANE as events_lane
 from app.events.endpoints import router as events_router
 from app.events.follow import LogFollower
@@ -59,6 +60,8 @@ from app.events.hub import GOING_AWAY, Hub
 from app.events.repository import EventRepository
 from app.events.schemas import LiveEvent
 from app.events.service import EventBus
+from app.events.socket import PATH as EVENTS_SOCKET
+from app.events.socket import serve_event_socket
 from app.health.checks import Condition, Readiness
 from app.health.docs import install_docs
 from app.health.endpoints import LANE as health_lane
@@ -96,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await teardown.run()
             log.info("service_stopped")
 
-    app = FastAPI(
+    app = ServiceApp(
         title="Big Three",
         version=__version__,
         description="Runs and orchestrates LLM agents: REST + WebSocket, events, metrics.",
@@ -109,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
+    app.socket_paths = {EVENTS_SOCKET: serve_event_socket}
     app.include_router(health_router)
     install_docs(app, settings)
     app.include_router(agents_router)

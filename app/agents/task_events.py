@@ -17,9 +17,8 @@ from app.agents.deps import ManagerDep
 from app.core.deps import AuthDep
 from app.core.openapi import problems
 from app.events.deps import BusDep, HubDep
-from app.events.endpoints import MAX_SEQ
 from app.events.hub import Hub, Subscription
-from app.events.schemas import EventFilter, LiveEvent
+from app.events.schemas import MAX_SEQ, EventFilter, LiveEvent
 from app.events.stream import follow_task, terminal_seq
 
 router = APIRouter(prefix="/v1", tags=["events"])

@@ -111,7 +111,7 @@ class RedisBroadcast:
                 self.connected = False
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
             wait = RECONNECT_WAITS_S[min(failures, len(RECONNECT_WAITS_S) - 1)]
             failures += 1
             await asyncio.sleep(wait)

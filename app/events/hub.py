@@ -21,12 +21,13 @@ GOING_AWAY = 1001  # RFC 6455: the server is shutting down
 class Subscription:
     """One subscriber's bounded buffer of live events.
 
-    Kept small because every open event stream holds one: a deque and, only while the
-    reader waits, one future (an asyncio.Queue plus an asyncio.Event cost ~6 KB per idle
-    subscriber in deques alone).
+    Kept small because every open event stream holds one: a deque only once an event is
+    buffered, one future only while the reader waits (an asyncio.Queue plus an
+    asyncio.Event cost ~6 KB per idle subscriber in deques alone), and with a sink
+    (`deliver_to`) no buffer at all.
     """
 
-    __slots__ = ("_events", "_limit", "_waiter", "close_code", "on_close", "where")
+    __slots__ = ("_events", "_limit", "_sink", "_waiter", "close_code", "on_close", "where")
 
     def __init__(self, where: EventFilter, limit: int) -> None:
         self.where = where
@@ -34,15 +35,32 @@ class Subscription:
         # called once when closed: lets a sender stuck writing to a slow client stop at once
         self.on_close: Callable[[], object] | None = None
         self._limit = limit
-        self._events: deque[LiveEvent] = deque()
+        self._events: deque[LiveEvent] | None = None  # ~0.6 KiB even empty: made on demand
         self._waiter: asyncio.Future[None] | None = None
+        self._sink: Callable[[LiveEvent], bool] | None = None
 
     def offer(self, event: LiveEvent) -> bool:
-        """Buffer `event`; False (and nothing buffered) when the buffer is full."""
-        if len(self._events) >= self._limit:
+        """Buffer `event` (or hand it to the sink); False when the buffer is full (nothing
+        buffered) or the sink's reader has fallen too far behind."""
+        if self._sink is not None:
+            return self._sink(event)
+        if self._events is None:
+            self._events = deque()
+        elif len(self._events) >= self._limit:
             return False
         self._events.append(event)
         self._wake()
+        return True
+
+    def deliver_to(self, sink: Callable[[LiveEvent], bool]) -> bool:
+        """From now on hand each event to `sink` when it is published instead of buffering
+        it, starting with those buffered so far; False (the sink refused one) means the
+        reader is too slow already."""
+        while self._events:
+            if not sink(self._events.popleft()):
+                return False
+        self._events = None
+        self._sink = sink
         return True
 
     def close(self, code: int) -> None:
@@ -57,9 +75,14 @@ class Subscription:
         return self.close_code is not None
 
     @property
+    def limit(self) -> int:
+        """The most events buffered (or written and not yet read) before a drop."""
+        return self._limit
+
+    @property
     def pending(self) -> int:
         """Events buffered and not yet taken."""
-        return len(self._events)
+        return len(self._events) if self._events is not None else 0
 
     async def next(self) -> LiveEvent | None:
         """The next buffered event, waiting for one; None once the subscription is closed
@@ -104,9 +127,13 @@ class Hub:
             if sub.close_code is not None or not sub.where.matches(event):
                 continue
             if not sub.offer(event):
-                self.dropped += 1
-                self._subs.discard(sub)
-                sub.close(SLOW_CONSUMER)
+                self.drop(sub)
+
+    def drop(self, sub: Subscription) -> None:
+        """Close a subscriber that cannot keep up (`SLOW_CONSUMER`)."""
+        self.dropped += 1
+        self._subs.discard(sub)
+        sub.close(SLOW_CONSUMER)
 
     def close_all(self, code: int = GOING_AWAY) -> None:
         for sub in list(self._subs):

@@ -15,6 +15,9 @@ from app.core.jsonsafe import JsonInt
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
 
 
+MAX_SEQ = 2**63 - 1  # seqs are signed 64-bit integers in the store
+
+
 class Event(BaseModel):
     """One step of something, in order: `seq` rises by one for every event the service stores."""
 

@@ -12,6 +12,22 @@ from app.events.service import EventBus
 BACKLOG_PAGE = 500
 
 
+async def stored_between(
+    bus: EventBus, where: EventFilter, after_seq: int, until_seq: int
+) -> AsyncIterator[LiveEvent]:
+    """Stored events with `after_seq` < seq <= `until_seq` that match `where`, in seq order."""
+    last = after_seq
+    while last < until_seq:
+        page = await bus.repository.read(
+            after_seq=last, until_seq=until_seq, where=where, limit=BACKLOG_PAGE
+        )
+        if not page:
+            break
+        for event in page:
+            yield event
+        last = page[-1].seq
+
+
 async def replay_then_follow(
     bus: EventBus, sub: Subscription, where: EventFilter, after_seq: int
 ) -> AsyncIterator[LiveEvent]:
@@ -20,17 +36,9 @@ async def replay_then_follow(
     (events are published only after their commit, so everything up to `snapshot` is
     readable)."""
     snapshot = bus.last_seq
-    last = after_seq
-    while last < snapshot:
-        page = await bus.repository.read(
-            after_seq=last, until_seq=snapshot, where=where, limit=BACKLOG_PAGE
-        )
-        if not page:
-            break
-        for event in page:
-            yield event
-        last = page[-1].seq
-    last = max(last, snapshot)
+    async for event in stored_between(bus, where, after_seq, snapshot):
+        yield event
+    last = max(after_seq, snapshot)
     while (live := await sub.next()) is not None:
         if live.seq <= last:
             continue
