@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Annotated
 
@@ -156,15 +155,7 @@ async def lane_submit_task(request: LaneRequest) -> Response | None:
 
 
 async def lane_get_task(request: LaneRequest) -> Response | None:
-    manager = provided(request, "manager", AgentManager)
-    task = manager.cached_task(request.param)
-    if task is not None and not task.state.finished:
-        # work before status: a poll of a live task lets what is already waiting on the
-        # event loop (this task's own progress among it) run first, then reads the task
-        # as it is by then. Clients polling in a tight loop so poll at the loop's pace
-        # instead of starving the tasks they wait for (bench/README.md, run 8).
-        await asyncio.sleep(0)
-        task = manager.cached_task(request.param)
+    task = await provided(request, "manager", AgentManager).current_task(request.param)
     return None if task is None else _json(task)
 
 

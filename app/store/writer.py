@@ -95,6 +95,7 @@ class StoreWriter:
         self._on_availability = on_availability
         self._queue: list[_Unit] = []
         self._in_flight = False
+        self._settled: asyncio.Future[None] | None = None  # made when a reader waits
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._idle = asyncio.Event()
@@ -258,6 +259,7 @@ class StoreWriter:
                 failures += 1
                 self._down(exc)
                 self._keep_durable(batch)
+                self._settle()
                 await self._pause(failures)
                 continue
             finally:
@@ -265,6 +267,22 @@ class StoreWriter:
             failures = 0
             self._up()
             self._committed(batch, seqs)
+            self._settle()
+
+    async def settled(self) -> None:
+        """Return once every write queued or in flight when this was called has been
+        committed (or has failed) and its callbacks have run; at once when there is none."""
+        for _ in range(2):  # the commit in flight, then the one taking what is queued now
+            if not (self._in_flight or self._queue) or not self._health.available:
+                return
+            if self._settled is None:
+                self._settled = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._settled)
+
+    def _settle(self) -> None:
+        settled, self._settled = self._settled, None
+        if settled is not None and not settled.done():
+            settled.set_result(None)
 
     async def _commit(self, batch: list[_Unit]) -> list[list[int] | None]:
         try:

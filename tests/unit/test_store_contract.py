@@ -6,6 +6,7 @@ find it (64-bit counters, JSON documents and filters alike on both engines).
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
@@ -401,3 +402,33 @@ async def test_large_counters_json_documents_and_filters_read_back_alike(
         assert [e.seq for e in await events.read(after_seq=0, where=EventFilter(agent="a"))] == [1]
     finally:
         await engine.dispose()
+
+
+async def test_settled_waits_for_the_writes_accepted_before_it(store: Opened) -> None:
+    """`settled()` returns at once with nothing to write; otherwise only after the commit in
+    flight and the one taking what was queued meanwhile, their callbacks run."""
+    _, _, url = store
+    backend = FRESH[url]()
+    gate = asyncio.Event()
+    real_commit = backend.commit
+
+    async def gated(units):  # type: ignore[no-untyped-def]
+        await gate.wait()
+        return await real_commit(units)
+
+    backend.commit = gated  # type: ignore[method-assign]
+    writer = StoreWriter(backend, request_timeout_s=5.0, retry_waits_s=(0.01,))
+    await writer.start()
+    await writer.settled()  # idle: nothing to wait for
+    committed: list[str] = []
+    writer.write_later(event(), operation="events", on_commit=lambda _: committed.append("a"))
+    await asyncio.sleep(0)  # the writer takes it: in flight, held at the gate
+    writer.write_later(event(), operation="events", on_commit=lambda _: committed.append("b"))
+    reader = asyncio.create_task(writer.settled())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not reader.done() and committed == []
+    gate.set()
+    await reader
+    assert committed == ["a", "b"]
+    await writer.close(1.0)
