@@ -150,6 +150,12 @@ class PromptCloseProtocol(WebSocketsSansIOProtocol):
         if scope is not None:
             scope["extensions"][DIRECT_FRAMES] = self
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        scope = getattr(self, "scope", None)
+        if scope is not None:  # scope -> protocol -> scope: a cycle only the collector frees
+            scope["extensions"].pop(DIRECT_FRAMES, None)
+
     async def send(self, message: Any) -> None:
         closing = (
             message["type"] == "websocket.close"

@@ -13,6 +13,7 @@ import binascii
 import hmac
 
 from fastapi import Request, WebSocket, status
+from starlette.requests import HTTPConnection
 
 from app.core.config import Settings
 from app.core.errors import Unauthorized
@@ -48,12 +49,12 @@ BEARER_SUBPROTOCOL_PREFIX = "bearer."
 SUBPROTOCOL = "bigthree.v1"
 
 
-def _offered_subprotocols(websocket: WebSocket) -> list[str]:
+def _offered_subprotocols(websocket: HTTPConnection) -> list[str]:
     header = websocket.headers.get("sec-websocket-protocol", "")
     return [part.strip() for part in header.split(",") if part.strip()]
 
 
-def _subprotocol_token(websocket: WebSocket) -> str | None:
+def _subprotocol_token(websocket: HTTPConnection) -> str | None:
     for offered in _offered_subprotocols(websocket):
         if offered.startswith(BEARER_SUBPROTOCOL_PREFIX):
             encoded = offered.removeprefix(BEARER_SUBPROTOCOL_PREFIX)
@@ -64,7 +65,7 @@ def _subprotocol_token(websocket: WebSocket) -> str | None:
     return None
 
 
-def websocket_token(websocket: WebSocket) -> str | None:
+def websocket_token(websocket: HTTPConnection) -> str | None:
     return (
         extract_bearer(websocket.headers.get("authorization"))
         or websocket.query_params.get("token")
@@ -72,7 +73,7 @@ def websocket_token(websocket: WebSocket) -> str | None:
     )
 
 
-def websocket_subprotocol(websocket: WebSocket) -> str | None:
+def websocket_subprotocol(websocket: HTTPConnection) -> str | None:
     """The subprotocol to accept with: `bigthree.v1` when offered (a client that offered
     any protocol must get one back, and the bearer one must not be echoed), else none."""
     return SUBPROTOCOL if SUBPROTOCOL in _offered_subprotocols(websocket) else None

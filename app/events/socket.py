@@ -22,15 +22,17 @@ from __future__ import annotations
 import bisect
 import contextlib
 import json
+from dataclasses import dataclass
 
 import structlog
-from starlette.types import Receive, Scope, Send
+from starlette.requests import HTTPConnection
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.core.config import Settings
 from app.core.deps import provided
 from app.core.metrics import Metrics
-from app.core.security import refuse_unauthorized, websocket_subprotocol
+from app.core.security import key_is_valid, websocket_subprotocol, websocket_token
 from app.events.hub import SLOW_CONSUMER, Hub, Subscription
 from app.events.schemas import MAX_SEQ, EventFilter, LiveEvent
 from app.events.service import EventBus
@@ -51,8 +53,8 @@ REASONS = {
 }
 
 
-def parse_stream_params(websocket: WebSocket) -> tuple[int, EventFilter]:
-    params = websocket.query_params
+def parse_stream_params(conn: HTTPConnection) -> tuple[int, EventFilter]:
+    params = conn.query_params
     raw_after = params.get("after_seq", "0")
     digits = raw_after.isascii() and raw_after.isdigit() and len(raw_after) <= 19
     if not digits or int(raw_after) > MAX_SEQ:
@@ -122,20 +124,44 @@ class LiveWriter:
         return len(ends) <= self._limit
 
 
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    authorized: bool
+    subprotocol: str | None
+    params: tuple[int, EventFilter] | ValueError  # (after_seq, filter) or what is wrong
+
+
+def read_handshake(scope: Scope, settings: Settings) -> Handshake:
+    """What the connection asks for. Read through a connection object that is let go
+    afterwards, and the request's headers are dropped from the scope: nothing reads them
+    again, and an idle subscriber would otherwise hold them (~1 KiB) for its lifetime."""
+    conn = HTTPConnection(scope)
+    try:
+        params: tuple[int, EventFilter] | ValueError = parse_stream_params(conn)
+    except ValueError as exc:
+        params = exc
+    handshake = Handshake(
+        key_is_valid(settings, websocket_token(conn)), websocket_subprotocol(conn), params
+    )
+    scope["headers"] = []
+    return handshake
+
+
 async def serve_event_socket(scope: Scope, receive: Receive, send: Send) -> None:
     websocket = WebSocket(scope, receive, send)
-    settings = provided(websocket, "settings", Settings)
-    if await refuse_unauthorized(settings, websocket):
+    handshake = read_handshake(scope, provided(websocket, "settings", Settings))
+    if not handshake.authorized:
+        await websocket.close(code=1008, reason="unauthorized")
         return
-    await websocket.accept(subprotocol=websocket_subprotocol(websocket))
-    try:
-        after_seq, where = parse_stream_params(websocket)
-    except ValueError as exc:
+    await websocket.accept(subprotocol=handshake.subprotocol)
+    if isinstance(handshake.params, ValueError):
+        message = str(handshake.params)
         await websocket.send_json(
-            {"type": "error", "error": {"type": "validation_error", "message": str(exc)}}
+            {"type": "error", "error": {"type": "validation_error", "message": message}}
         )
-        await websocket.close(code=1008, reason=str(exc)[:120])
+        await websocket.close(code=1008, reason=message[:120])
         return
+    after_seq, where = handshake.params
     socket: DirectSocket | None = scope["extensions"].get(DIRECT_FRAMES)
     if socket is None:  # only `bigthree serve` (app/server.py) runs the service
         log.error("event_stream_unsupported_server", hint="run the service with bigthree serve")
@@ -164,6 +190,7 @@ async def serve_event_socket(scope: Scope, receive: Receive, send: Send) -> None
                 await websocket.close(code=code, reason=REASONS.get(code, ""))
     finally:
         hub.unsubscribe(sub)
+        sub.on_close = None  # the closure refers to `sub`: a cycle only the collector frees
         gauge.dec()
 
 
@@ -197,17 +224,26 @@ async def _serve(
 
 
 async def _read_client(websocket: WebSocket, socket: DirectSocket) -> int | None:
-    """Answer pings until the connection ends (None) or a frame deserves a close (its code)."""
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return None
-        text = message.get("text")
-        if text is None:
-            return 1003
-        try:
-            frame = json.loads(text)
-        except ValueError:
-            return 1007
-        if isinstance(frame, dict) and frame.get("type") == "ping":
-            socket.write_now(PONG, PONG_FRAME)
+    """Answer pings until the connection ends (None) or a frame deserves a close (its code).
+    (Each message is handled in `_answer`, so none is held while the next is awaited.)"""
+    while (code := _answer(await websocket.receive(), socket)) == _READ_ON:
+        pass
+    return code
+
+
+_READ_ON = 0
+
+
+def _answer(message: Message, socket: DirectSocket) -> int | None:
+    if message["type"] == "websocket.disconnect":
+        return None
+    text = message.get("text")
+    if text is None:
+        return 1003
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        return 1007
+    if isinstance(frame, dict) and frame.get("type") == "ping":
+        socket.write_now(PONG, PONG_FRAME)
+    return _READ_ON
