@@ -235,7 +235,9 @@ class Settings(BaseSettings):
     )
 
     # --- events -------------------------------------------------------------------------
-    ws_queue_size: int = Field(1000, ge=10, description="Per-subscriber buffer before drop.")
+    ws_queue_size: int = Field(
+        1000, ge=10, description="Events a subscriber may have unread before it is dropped."
+    )
     ws_compression: bool = Field(
         False, description="Offer permessage-deflate on WebSockets (~40 KiB per open socket)."
     )
