@@ -7,7 +7,8 @@ the tables in app/store/schema.py (most shared with PostgreSQL: app/store/statem
 compiled to SQLite's SQL at import, and run through the stdlib driver, whose statement cache
 keeps them prepared. Task writes are unconditional here: this is the only writer
 (PostgreSQL's are guarded against other replicas). Reads use their own connections (WAL:
-readers never wait for this writer).
+readers never wait for this writer), and so do WAL checkpoints (app/store/sqlite_checkpoint.py:
+never inside a commit).
 
 The event `seq` is assigned here, inside the transaction: the next number above the newest
 stored one. Only one writer exists per database file in single-process mode, and a seq taken
@@ -53,6 +54,7 @@ from app.store.rows import (
     WriteOp,
 )
 from app.store.schema import agents, alembic_version, events, tasks
+from app.store.sqlite_checkpoint import Checkpointer
 from app.store.statements import insert_row, prepare, prepare_shared_writes
 
 _DIALECT = sqlite.dialect()
@@ -101,6 +103,7 @@ class SQLiteWriteBackend:
         self._busy_timeout_ms = busy_timeout_ms
         self._synchronous = synchronous
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        self._checkpointer = Checkpointer(path, busy_timeout_ms=busy_timeout_ms)
         self._conn: sqlite3.Connection | None = None
         self._last_seq = 0
 
@@ -115,6 +118,7 @@ class SQLiteWriteBackend:
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
         conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer's job, off this thread
         self._conn = conn
         self._last_seq = int(conn.execute(_MAX_SEQ.sql).fetchone()[0] or 0)
         return self._last_seq
@@ -126,6 +130,7 @@ class SQLiteWriteBackend:
             conn.execute("BEGIN IMMEDIATE")
             result = work(conn)
             conn.execute("COMMIT")
+            self._checkpointer.committed()
             return result
         except (sqlite3.OperationalError, sqlite3.InternalError) as exc:
             self._rollback(conn)  # the store cannot write now: the same batch may later
@@ -245,3 +250,4 @@ class SQLiteWriteBackend:
             return
         await self._run(self._close)
         self._thread.shutdown(wait=True)
+        self._checkpointer.close()
