@@ -8,6 +8,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.conftest import AUTH_KEY, unique
 from tests.support.api import create_agent, open_events, recv_json, recv_until, submit, wait_task
+from tests.support.procs import start_service
 
 
 def test_post_event_and_claude_code_hook_shape(client: httpx.Client) -> None:
@@ -147,3 +148,28 @@ def test_ws_requires_auth_when_keys_are_set(auth_service) -> None:
     with open_events(auth_service.url, headers={"Authorization": f"Bearer {AUTH_KEY}"}) as ws:
         ws.send('{"type": "ping"}')
         assert recv_until(ws, lambda e: e.get("type") == "pong")
+
+
+def test_ws_compressed_stream_carries_backlog_and_live_events(tmp_path) -> None:
+    """With BIGTHREE_WS_COMPRESSION=true a client offering permessage-deflate gets it, and
+    live events (written per connection, compressed) arrive like the backlog, in order."""
+    proc = start_service(tmp_path, env={"BIGTHREE_WS_COMPRESSION": "true"})
+    try:
+        with httpx.Client(base_url=proc.url, timeout=10) as http:
+            blob = "compressible " * 500
+            first = http.post("/v1/events", json={"type": "zip", "payload": {"blob": blob}})
+            with open_events(proc.url, type="zip") as ws:
+                extensions = ws.response.headers.get("sec-websocket-extensions", "")
+                assert "permessage-deflate" in extensions
+                assert recv_json(ws)["seq"] == first.json()["seq"]
+                live = [
+                    http.post(
+                        "/v1/events", json={"type": "zip", "payload": {"i": i, "blob": blob}}
+                    ).json()["seq"]
+                    for i in range(3)
+                ]
+                got = [recv_json(ws) for _ in range(3)]
+        assert [e["seq"] for e in got] == live
+        assert all(e["payload"]["blob"] == blob for e in got)
+    finally:
+        proc.stop()
