@@ -269,7 +269,7 @@ async def saturate(
     client polls GET /v1/tasks/{id} instead of waiting for the event."""
     agents = [f"{tag}-{i}" for i in range(clients)]
     done: list[float] = []
-    latencies: list[float] = []
+    latencies: list[tuple[float, float]] = []  # (started, finished)
     stop = False
     async with session() as http, Finishes.opened(http, url) as finishes:
         await create_agents(http, url, agents, "lat-0")
@@ -298,7 +298,7 @@ async def saturate(
                     unfinished += 1
                     continue
                 done.append(finished)
-                latencies.append(finished - started)
+                latencies.append((started, finished))
 
         runners = [asyncio.create_task(client(a)) for a in agents]
         try:
@@ -318,11 +318,14 @@ async def saturate(
         if errors:
             log(f"{len(errors)} submits failed, e.g. {errors[0]}")
     tasks = n1 - n0
+    # latency of the tasks started and finished inside the window: the first round (every
+    # client submitting at once, connections cold) is warm-up, not the steady state
+    inside = [end - start for start, end in latencies if start >= t0 and end <= t1]
     return Throughput(
         tasks / (t1 - t0),
         (c1 - c0) * 1000 / max(tasks, 1),
         tasks,
-        Latencies(latencies[n0:n1]),
+        Latencies(inside),
         unfinished,
     )
 
