@@ -171,8 +171,9 @@ class PromptCloseProtocol(WebSocketsSansIOProtocol):
         accepting = message["type"] == "websocket.accept" and not self.handshake_complete
         await super().send(message)
         if accepting and self.handshake_complete:
-            # the handshake is answered: its parsed request and response (~3 KiB of headers
-            # per connection) are not read again — the scope keeps the request's headers
+            # the handshake is answered: uvicorn never reads its request and response again,
+            # so the response's headers go now (websockets' parser keeps its own reference
+            # to the request for the connection's life: out of reach here)
             self.request = self.response = None  # type: ignore[assignment]
         if closing and self.close_sent and not self.transport.is_closing():
             self._abort_unless_answered()

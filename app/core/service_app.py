@@ -3,8 +3,8 @@
 Hand-written because no framework option says "this WebSocket path, without the
 application's middleware and router": every frame a connection passes through stays alive
 as long as the connection, and for the events stream, whose idle subscribers are the
-service's most numerous objects, the middleware stack's and FastAPI's frames were about
-half of what each one cost (bench/README.md, run 9). A path registered in `socket_paths`
+service's most numerous objects, the middleware stack's and FastAPI's frames were about a
+third of what each one cost (bench/README.md, run 9). A path registered in `socket_paths`
 is handed its scope (with `scope["app"]` set, so `provided()` works) before any middleware;
 everything else is FastAPI's as usual. HTTP middleware has nothing to do for these paths:
 request ids, access log, body limit and HTTP metrics are all about HTTP requests.

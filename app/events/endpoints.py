@@ -1,7 +1,8 @@
 """Event routes: post external events, page through stored ones.
 
-Streaming them: the WebSocket `/v1/events/ws` (app/events/socket.py, served through the
-fast lane) and one task's events as Server-Sent Events (app/agents/task_events.py).
+Streaming them: the WebSocket `/v1/events/ws` (app/events/socket.py, served ahead of the
+middleware and FastAPI: `ServiceApp.socket_paths`) and one task's events as Server-Sent
+Events (app/agents/task_events.py).
 """
 
 from __future__ import annotations

@@ -32,7 +32,8 @@ class Subscription:
     def __init__(self, where: EventFilter, limit: int) -> None:
         self.where = where
         self.close_code: int | None = None
-        # called once when closed: lets a sender stuck writing to a slow client stop at once
+        # called once when closed: the events WebSocket closes its connection from it at once,
+        # even while the client reads nothing
         self.on_close: Callable[[], object] | None = None
         self._limit = limit
         self._events: deque[LiveEvent] | None = None  # ~0.6 KiB even empty: made on demand

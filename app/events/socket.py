@@ -1,9 +1,9 @@
 """The events WebSocket, `/v1/events/ws`: stored events after `after_seq`, then live ones.
 
-A plain ASGI handler, reached through the fast lane (app/core/fast_lane.py) rather than
-FastAPI's router: an idle subscriber is the service's most numerous object, and FastAPI's
-routing, dependency and exit-stack frames, held for the life of every socket, cost about a
-third of its memory (bench/README.md, run 9). Once the backlog is sent, a subscriber holds
+A plain ASGI handler, served ahead of the middleware and FastAPI's router
+(`ServiceApp.socket_paths`, app/core/service_app.py): an idle subscriber is the service's
+most numerous object, and those layers' frames, held for the life of every socket, cost
+about a third of its memory (bench/README.md, run 9). Once the backlog is sent, a subscriber holds
 no task of its own: the hub writes each live event straight to its connection when it is
 published (`LiveWriter`, through the server's `DirectSocket`), one frame serialized once for
 every subscriber; the handler only reads the client's frames (pings) until either side

@@ -12,62 +12,49 @@ from app.events.socket import LiveWriter
 from app.ws_protocol import LeanFlag, LeanQueue, text_frame
 
 
-def run(coro: object) -> None:
-    asyncio.run(coro)  # type: ignore[arg-type]
+async def test_queue_hands_items_over_in_order_and_wakes_a_waiting_reader() -> None:
+    queue: LeanQueue[int] = LeanQueue()
+    assert queue.empty()
+    queue.put_nowait(1)
+    queue.put_nowait(2)
+    assert not queue.empty()
+    assert [await queue.get(), await queue.get()] == [1, 2]
+    assert queue.empty()
+    reader = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    assert not reader.done()
+    queue.put_nowait(3)
+    assert await reader == 3
 
 
-def test_queue_hands_items_over_in_order_and_wakes_a_waiting_reader() -> None:
-    async def scenario() -> None:
-        queue: LeanQueue[int] = LeanQueue()
-        assert queue.empty()
-        queue.put_nowait(1)
-        queue.put_nowait(2)
-        assert not queue.empty()
-        assert [await queue.get(), await queue.get()] == [1, 2]
-        assert queue.empty()
-        reader = asyncio.create_task(queue.get())
-        await asyncio.sleep(0)
-        assert not reader.done()
-        queue.put_nowait(3)
-        assert await reader == 3
-
-    run(scenario())
+async def test_queue_item_survives_a_reader_cancelled_after_being_woken() -> None:
+    queue: LeanQueue[str] = LeanQueue()
+    first = asyncio.create_task(queue.get())
+    second = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)  # one loop turn (no time passes): both readers reach their wait
+    queue.put_nowait("item")  # wakes `first` ...
+    first.cancel()  # ... which is cancelled before it runs
+    assert await second == "item"
+    with pytest.raises(asyncio.CancelledError):
+        await first
 
 
-def test_queue_item_survives_a_reader_cancelled_after_being_woken() -> None:
-    async def scenario() -> None:
-        queue: LeanQueue[str] = LeanQueue()
-        first = asyncio.create_task(queue.get())
-        second = asyncio.create_task(queue.get())
-        await asyncio.sleep(0)
-        queue.put_nowait("item")  # wakes `first` ...
-        first.cancel()  # ... which is cancelled before it runs
-        assert await second == "item"
-        with pytest.raises(asyncio.CancelledError):
-            await first
-
-    run(scenario())
-
-
-def test_flag_wait_blocks_only_while_cleared_and_wakes_every_waiter() -> None:
-    async def scenario() -> None:
-        flag = LeanFlag()
-        assert not flag.is_set()
-        waiters = [asyncio.create_task(flag.wait()) for _ in range(3)]
-        await asyncio.sleep(0)
-        assert not any(w.done() for w in waiters)
-        flag.set()
-        await asyncio.gather(*waiters)
-        assert flag.is_set()
-        await flag.wait()  # set: returns at once
-        flag.clear()
-        late = asyncio.create_task(flag.wait())
-        await asyncio.sleep(0)
-        assert not late.done()
-        flag.set()
-        await late
-
-    run(scenario())
+async def test_flag_wait_blocks_only_while_cleared_and_wakes_every_waiter() -> None:
+    flag = LeanFlag()
+    assert not flag.is_set()
+    waiters = [asyncio.create_task(flag.wait()) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert not any(w.done() for w in waiters)
+    flag.set()
+    await asyncio.gather(*waiters)
+    assert flag.is_set()
+    await flag.wait()  # set: returns at once
+    flag.clear()
+    late = asyncio.create_task(flag.wait())
+    await asyncio.sleep(0)
+    assert not late.done()
+    flag.set()
+    await late
 
 
 class FakeSocket:

@@ -409,10 +409,11 @@ async def test_settled_waits_for_the_writes_accepted_before_it(store: Opened) ->
     flight and the one taking what was queued meanwhile, their callbacks run."""
     _, _, url = store
     backend = FRESH[url]()
-    gate = asyncio.Event()
+    gate, entered = asyncio.Event(), asyncio.Event()
     real_commit = backend.commit
 
     async def gated(units):  # type: ignore[no-untyped-def]
+        entered.set()
         await gate.wait()
         return await real_commit(units)
 
@@ -422,7 +423,7 @@ async def test_settled_waits_for_the_writes_accepted_before_it(store: Opened) ->
     await writer.settled()  # idle: nothing to wait for
     committed: list[str] = []
     writer.write_later(event(), operation="events", on_commit=lambda _: committed.append("a"))
-    await asyncio.sleep(0)  # the writer takes it: in flight, held at the gate
+    await entered.wait()  # the writer took it: in flight, held at the gate
     writer.write_later(event(), operation="events", on_commit=lambda _: committed.append("b"))
     reader = asyncio.create_task(writer.settled())
     for _ in range(5):
