@@ -32,18 +32,23 @@ def show(frame: dict[str, Any], audio_out: Path | None) -> None:
         with audio_out.open("ab") as out:
             out.write(base64.b64decode(frame["audio"]))
     elif kind == "response.done":
-        print(f"\n  [{frame['status']}, ${frame['cost_usd']:.5f}, "
-              f"session ${frame['session_cost_usd']:.5f}]")
+        print(
+            f"\n  [{frame['status']}, ${frame['cost_usd']:.5f}, "
+            f"session ${frame['session_cost_usd']:.5f}]"
+        )
     elif kind == "session":
-        print(f"session {frame['session_id']} on {frame['model']}, "
-              f"tools: {', '.join(frame['tools'])}")
+        print(
+            f"session {frame['session_id']} on {frame['model']}, tools: {', '.join(frame['tools'])}"
+        )
     elif kind == "tool_call.started":
         print(f"\n  -> {frame['name']}({json.dumps(frame['arguments'])})")
     elif kind == "tool_call.finished":
         print(f"  <- {frame['name']}: {frame['output'].splitlines()[0]}")
     elif kind == "task.finished":
-        print(f"\n  task {frame['task_id']} ({frame['agent']}) {frame['state']}: "
-              f"{frame['result'] or frame['error']}")
+        print(
+            f"\n  task {frame['task_id']} ({frame['agent']}) {frame['state']}: "
+            f"{frame['result'] or frame['error']}"
+        )
     elif kind == "error":
         print(f"\n  error ({frame['source']}): {frame['error']['message']}")
 
