@@ -25,6 +25,7 @@ import httpx
 import orjson
 
 from app.providers import errors as pe
+from app.providers.aiohttp_eager import install as install_eager_body_writer
 from app.resilience.timeouts import Timeouts
 
 USER_AGENT = "big-three-agents"
@@ -107,6 +108,7 @@ class AiohttpClient:
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
+            install_eager_body_writer()
             t = self._timeouts
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._max_connections),
