@@ -8,8 +8,8 @@ delivery. Each socket here asks the kernel for the time it received what is read
 message reached the subscriber's socket) and `read` (when this process got to it).
 
 The handshake and the framing are websockets' sans-I/O `ClientProtocol`; the socket I/O is
-asyncio's. Only `recvmsg` is needed that no WebSocket client exposes (the ancillary data
-carrying the timestamp), hence a client of our own for the benchmark.
+asyncio's. No WebSocket client hands out the ancillary data of its reads (which carries the
+timestamp), hence this small client of the benchmark's own.
 """
 
 from __future__ import annotations
