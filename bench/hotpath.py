@@ -37,10 +37,10 @@ from bench.run import (
     ms,
     percentile,
     ratio,
-    rss_bytes,
 )
 from bench.stamped_ws import StampedSubscriber
 from tests.support.procs import Proc, free_port, start_process, start_service
+from tests.support.sockets import rss_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 FINISHED = {"succeeded", "failed", "cancelled", "timed_out", "interrupted"}

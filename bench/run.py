@@ -57,7 +57,7 @@ from tests.support.procs import (
     start_process,
     start_service,
 )
-from tests.support.sockets import measure_idle
+from tests.support.sockets import measure_idle, rss_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "bench-fixed-latency"
@@ -391,13 +391,6 @@ def load(url: str, connections: int, seconds: int, use_wrk: bool) -> LoadResult:
 
 
 # --- 3. memory ----------------------------------------------------------------------------
-
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
 async def register_agents(
