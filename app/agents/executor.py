@@ -1,13 +1,14 @@
 """TaskExecutor: runs queued tasks — one at a time per agent, a global limit across agents.
 
-Each task runs as its own asyncio task inside a deadline (a `Deadline` that provider calls
-read, plus an `asyncio.timeout` backstop just after it). Every transition goes to the store
-writer as one unit with its event — `running` before the agent loop starts, the outcome and
-the agent's totals at the end — and is awaited: the in-memory task (TaskBook) changes in the
-unit's `on_commit`, before the event is published, so a client that sees the event reads
-the matching state back. A transition is kept until the store takes it (a full disk holds
-the task's outcome until space is freed; its terminal event follows then). The AgentManager
-decides *what* runs; this module only runs it.
+Each task runs as its own asyncio task (started eagerly: `app/core/eager.py`) inside a
+deadline (a `Deadline` that provider calls read, plus an `asyncio.timeout` backstop just
+after it). Every transition goes to the store writer as one unit with its event —
+`running` before the agent loop starts, the outcome and the agent's totals at the end — and
+is awaited: the in-memory task (TaskBook) changes in the unit's `on_commit`, before the
+event is published, so a client that sees the event reads the matching state back. A
+transition is kept until the store takes it (a full disk holds the task's outcome until
+space is freed; its terminal event follows then). The AgentManager decides *what* runs;
+this module only runs it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from app.agents.runtime import CANCELLED_MESSAGE, INTERRUPTED_MESSAGE, AgentRunt
 from app.agents.schemas import AgentState, Task, TaskError, TaskState, UsageOut
 from app.agents.waiting import TaskWaiters
 from app.core.config import Settings
+from app.core.eager import create_eager_task
 from app.core.errors import StorageUnavailable
 from app.core.metrics import Metrics
 from app.events.service import EventBus
@@ -79,9 +81,12 @@ class TaskExecutor:
 
     def ensure_worker(self, rt: AgentRuntime) -> None:
         if rt.queue and rt.worker is None and not self._draining():
-            # a fresh context: the worker outlives the request that started it, so it must not
-            # log that request's id against every later task
-            rt.worker = asyncio.create_task(
+            # Started eagerly: the task's provider call leaves now, not after everything else
+            # queued on the loop (in a burst, every other request and task; bench/README.md,
+            # run 11). The worker names itself `rt.worker` in that first step. A fresh
+            # context: the worker outlives the request that started it, so it must not log
+            # that request's id against every later task.
+            create_eager_task(
                 self._work(rt), name=f"agent-{rt.agent.name}", context=contextvars.Context()
             )
 
@@ -146,6 +151,7 @@ class TaskExecutor:
     # --- running ------------------------------------------------------------------------
 
     async def _work(self, rt: AgentRuntime) -> None:
+        rt.worker = asyncio.current_task()
         try:
             while rt.queue and not self._draining():
                 head = rt.queue[0]
@@ -164,7 +170,7 @@ class TaskExecutor:
     async def _run(self, rt: AgentRuntime, task: Task) -> None:
         """Run `task` as the agent's job, to its recorded end."""
         rt.running = task
-        rt.job = asyncio.create_task(self._execute(rt, task), name=f"task-{task.id}")
+        rt.job = create_eager_task(self._execute(rt, task), name=f"task-{task.id}")
         try:
             await asyncio.shield(rt.job)
         except asyncio.CancelledError:

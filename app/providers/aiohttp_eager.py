@@ -9,9 +9,10 @@ event, one full loop lap late (bench/README.md, run 10).
 
 aiohttp has no option for this, so `install()` gives 3.11 the 3.12 behaviour for that one
 coroutine: it swaps the `asyncio` name inside `aiohttp.client_reqrep` for a proxy whose
-`create_task` runs `ClientRequest.write_bytes` up to its first wait inline, and lets a
-task drive it on from there (a paused transport, a 100-continue). Every other name, and
-every other coroutine, goes to asyncio unchanged. On 3.12 and later it does nothing.
+`create_task` starts `ClientRequest.write_bytes` eagerly (`app/core/eager.py`), and hands
+aiohttp a finished future when the body was written whole in that first step, as a 3.12
+eager task would be done by then. Every other name, and every other coroutine, goes to
+asyncio unchanged. On 3.12 and later it does nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import client_reqrep
+
+from app.core.eager import create_eager_task, finished_eagerly
 
 _WRITER = "ClientRequest.write_bytes"
 
@@ -37,37 +40,12 @@ class _AsyncioWithEagerWriter(types.ModuleType):
     def create_task(coro: Coroutine[Any, Any, Any], **kwargs: Any) -> asyncio.Future[Any]:
         if getattr(coro, "__qualname__", "") != _WRITER:
             return asyncio.create_task(coro, **kwargs)
-        try:
-            awaited = coro.send(None)
-        except StopIteration:
-            done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            done.set_result(None)
-            return done  # aiohttp keeps no writer when it is done already
-        return asyncio.create_task(_drive_on(coro, awaited), **kwargs)
-
-
-async def _drive_on(coro: Coroutine[Any, Any, Any], awaited: Any) -> None:
-    """Resume `coro`, suspended on `awaited`, as a task's steps would: after what it waits
-    for is done (its result or error is read by the coroutine itself), and with the
-    cancellation thrown in where it waits."""
-    while True:
-        try:
-            if awaited is None:  # a bare yield (asyncio.sleep(0)): one loop turn
-                await asyncio.sleep(0)
-            else:
-                await asyncio.wait((awaited,))
-        except asyncio.CancelledError as exc:
-            if awaited is not None:
-                awaited.cancel()
-            try:
-                awaited = coro.throw(exc)
-            except StopIteration:
-                return
-            continue
-        try:
-            awaited = coro.send(None)
-        except StopIteration:
-            return
+        task = create_eager_task(coro, **kwargs)
+        if not finished_eagerly(task):
+            return task
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done  # aiohttp keeps no writer when it is done already
 
 
 def install() -> None:

@@ -1,14 +1,21 @@
-"""The SQLite write backend: one connection on one thread, statements compiled once.
+"""The SQLite write backend: one connection, statements compiled once.
 
-Every transaction is a single hand-off to the writer thread (`commit` runs the whole batch
-there: BEGIN IMMEDIATE, the statements, COMMIT), instead of a thread hop per statement
-through SQLAlchemy's async bridge. The statements are written once with SQLAlchemy Core over
-the tables in app/store/schema.py (most shared with PostgreSQL: app/store/statements.py),
-compiled to SQLite's SQL at import, and run through the stdlib driver, whose statement cache
-keeps them prepared. Task writes are unconditional here: this is the only writer
-(PostgreSQL's are guarded against other replicas). Reads use their own connections (WAL:
-readers never wait for this writer), and so do WAL checkpoints (app/store/sqlite_checkpoint.py:
-never inside a commit).
+A transaction runs whole in one call (`commit`: BEGIN IMMEDIATE, the statements, COMMIT),
+never a thread hop per statement through SQLAlchemy's async bridge. With
+`synchronous=NORMAL` (the default) a commit appends to the WAL without an fsync, tens of µs
+for a task's rows, so it runs right on the event loop's thread: handed to a thread, its
+result waited behind everything queued on the loop (in a burst of 50 submits, ~2 ms for
+each batch; bench/README.md, run 11). It never waits there: the connection's busy timeout
+is 0, and a batch that finds another connection holding the write lock, a batch of bulk
+deletes (pruning, eviction) and every commit with `synchronous=FULL` (an fsync each) run on
+the writer thread instead, with SQLite's busy wait.
+
+The statements are written once with SQLAlchemy Core over the tables in app/store/schema.py
+(most shared with PostgreSQL: app/store/statements.py), compiled to SQLite's SQL at import,
+and run through the stdlib driver, whose statement cache keeps them prepared. Task writes
+are unconditional here: this is the only writer (PostgreSQL's are guarded against other
+replicas). Reads use their own connections (WAL: readers never wait for this writer), and so
+do WAL checkpoints (app/store/sqlite_checkpoint.py: never inside a commit).
 
 The event `seq` is assigned here, inside the transaction: the next number above the newest
 stored one. Only one writer exists per database file in single-process mode, and a seq taken
@@ -58,6 +65,7 @@ from app.store.sqlite_checkpoint import Checkpointer
 from app.store.statements import insert_row, prepare, prepare_shared_writes
 
 _DIALECT = sqlite.dialect()
+_BULK = (EventsPruned, ArtifactsEvicted)  # may touch many rows: committed on the thread
 _SHARED = prepare_shared_writes(_DIALECT, sqlite_insert)
 _INSERT_TASK = prepare(insert_row(tasks), _DIALECT)
 _DELETE_AGENT = prepare(
@@ -102,6 +110,7 @@ class SQLiteWriteBackend:
         self._path = path
         self._busy_timeout_ms = busy_timeout_ms
         self._synchronous = synchronous
+        self._inline = synchronous.upper() != "FULL"  # commit on the loop's thread
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
         self._checkpointer = Checkpointer(path, busy_timeout_ms=busy_timeout_ms)
         self._conn: sqlite3.Connection | None = None
@@ -116,7 +125,7 @@ class SQLiteWriteBackend:
         )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
-        conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+        conn.execute(f"PRAGMA busy_timeout={0 if self._inline else int(self._busy_timeout_ms)}")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer's job, off this thread
         self._conn = conn
@@ -218,6 +227,18 @@ class SQLiteWriteBackend:
         else:  # pragma: no cover - NewEvent is batched by _apply
             raise TypeError(f"unknown write {op!r}")
 
+    def _waiting(self, work: Callable[..., Any], *args: Any) -> Any:
+        """`work` on the writer thread, waiting out another connection's write lock as
+        SQLite's busy timeout allows (commits on the loop's thread never wait)."""
+        conn = self._conn
+        if not self._inline or conn is None:
+            return work(*args)
+        conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+        try:
+            return work(*args)
+        finally:
+            conn.execute("PRAGMA busy_timeout=0")
+
     def _probe(self) -> None:
         self._transaction(lambda conn: conn.execute(_PROBE.sql, (-1,)))
 
@@ -239,11 +260,18 @@ class SQLiteWriteBackend:
         return seq
 
     async def commit(self, units: Sequence[Sequence[WriteOp]]) -> list[list[int]]:
-        result: list[list[int]] = await self._run(self._apply, units)
+        if self._inline and not any(isinstance(op, _BULK) for unit in units for op in unit):
+            try:
+                return self._apply(units)
+            except StoreFailure as exc:
+                if exc.reason != "locked":
+                    raise
+                # another connection holds the write lock: wait for it off the loop
+        result: list[list[int]] = await self._run(self._waiting, self._apply, units)
         return result
 
     async def probe(self) -> None:
-        await self._run(self._probe)
+        await self._run(self._waiting, self._probe)
 
     async def close(self) -> None:
         if self._conn is None:

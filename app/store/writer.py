@@ -3,7 +3,7 @@ committed in one transaction per loop turn, published only after the commit.
 
 Callers queue *units* (a few typed ops that must commit together, e.g. a task insert and
 its `task.queued` event). Each turn of the writer's loop takes every queued unit and commits
-them in one transaction (one thread hand-off for SQLite); then, in order, it runs each
+them in one transaction (for SQLite, right on the loop's thread); then, in order, it runs each
 unit's `on_commit` (the in-memory state follows the store), hands the new events to the
 publisher (subscribers only ever see stored events) and wakes the waiters.
 
@@ -268,6 +268,9 @@ class StoreWriter:
             self._up()
             self._committed(batch, seqs)
             self._settle()
+            # one transaction per loop turn, also when the commit did not wait (SQLite's
+            # run on the loop's thread): what the callbacks queued joins the next turn's
+            await asyncio.sleep(0)
 
     async def settled(self) -> None:
         """Return once every write queued or in flight when this was called has been
