@@ -48,8 +48,10 @@ async def running_manager(
     runners: Mapping[str, AgentKindRunner],
     metrics: Metrics | None = None,
     busy_timeout_ms: int = 5000,
+    hub: Hub | None = None,
 ) -> AsyncIterator[AgentManager]:
-    """A started manager on `engine` (migrated here); shut down and disposed on exit."""
+    """A started manager on `engine` (migrated here), publishing live events to `hub`;
+    shut down and disposed on exit."""
     await migrate(engine)
     path = sqlite_path(str(engine.url))
     assert path is not None, "a SQLite file"
@@ -59,7 +61,7 @@ async def running_manager(
         on_retry=lambda operation: metrics.store_write_retries.labels(operation).inc(),
     )
     await writer.start()
-    bus = EventBus(writer, EventRepository(engine), Hub(100))
+    bus = EventBus(writer, EventRepository(engine), hub or Hub(100))
     manager = AgentManager(
         settings=settings,
         agents=AgentRepository(engine),

@@ -1,0 +1,57 @@
+"""A task starts in the step that stored it (app/agents/executor.py with app/core/eager.py):
+its run has begun before that step ends — before the commit's events are even published,
+so ahead of everything else queued on the loop (in a burst, the other requests and their
+`202`s)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from app.agents.kinds.base import RunContext
+from app.agents.schemas import Agent, AgentCreate, Task, TaskCreate, TaskState
+from app.core.config import Settings
+from app.events.hub import Hub
+from app.events.schemas import EventFilter, LiveEvent
+from app.store.engine import create_engine
+from tests.support.manager import running_manager
+
+
+class RecordingRunner:
+    """Notes each run as it begins, then waits for `gate`."""
+
+    def __init__(self) -> None:
+        self.began: list[str] = []
+        self.gate = asyncio.Event()
+
+    async def run(self, agent: Agent, task: Task, ctx: RunContext) -> str:
+        self.began.append(task.id)
+        await self.gate.wait()
+        return f"did: {task.prompt}"
+
+
+async def test_a_task_has_begun_when_its_queued_event_is_published(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    runner = RecordingRunner()
+    hub = Hub(100)
+    began_at_publish: dict[str, bool] = {}
+
+    def at_publish(event: LiveEvent) -> bool:
+        # called inside the writer's commit step, right after the commit's callbacks
+        assert event.task_id is not None
+        began_at_publish[event.task_id] = event.task_id in runner.began
+        return True
+
+    hub.subscribe(EventFilter(type="task.queued")).deliver_to(at_publish)
+    async with running_manager(
+        settings, create_engine(settings.resolved_database_url), {"chat": runner}, hub=hub
+    ) as manager:
+        for name in ("a", "b", "c"):
+            await manager.create_agent(AgentCreate(name=name, model="m"))
+        tasks = await asyncio.gather(
+            *(manager.submit(name, TaskCreate(prompt=name)) for name in ("a", "b", "c"))
+        )
+        assert began_at_publish == {task.id: True for task in tasks}
+        runner.gate.set()
+        for task in tasks:
+            assert (await manager.wait_for_task(task.id, 10)).state == TaskState.SUCCEEDED
