@@ -31,7 +31,7 @@ class RecordingRunner:
 
 
 async def test_a_task_has_begun_when_its_queued_event_is_published(tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, data_dir=tmp_path)
     runner = RecordingRunner()
     hub = Hub(100)
     began_at_publish: dict[str, bool] = {}
