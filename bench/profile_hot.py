@@ -22,7 +22,7 @@ from pathlib import Path
 from bench.hotpath import hot_service, saturate, start_stub
 
 RULES: list[tuple[str, tuple[str, ...]]] = [
-    ("store writer (SQLite, its thread)", ("sqlite_backend.py", "sqlite3")),
+    ("store writer (SQLite commits)", ("sqlite_backend.py", "sqlite3")),
     ("store reads (SQLAlchemy, aiosqlite)", ("sqlalchemy", "aiosqlite")),
     ("provider HTTP client (aiohttp)", ("aiohttp/",)),
     (
