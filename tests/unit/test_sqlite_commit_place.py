@@ -77,6 +77,10 @@ async def test_an_fsync_per_commit_and_bulk_deletes_go_to_the_writer_thread(db: 
 
 async def test_a_write_lock_held_elsewhere_is_waited_out_off_the_loop(db: Path) -> None:
     backend = await opened(db)
+    # the loop's commits never busy-wait (a wait there would stall every request): SQLite's
+    # busy timeout is 0 on that connection, and the thread sets it for its own attempts
+    assert backend._conn is not None
+    assert backend._conn.execute("PRAGMA busy_timeout").fetchone()[0] == 0
     holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")
     try:
