@@ -19,7 +19,7 @@ instead of a thousand ASGI sends, each a task wake-up, an await and a framing of
 (handshake, reads, pings, closing) stays uvicorn's.
 
 This leans on the sans-I/O protocol's attributes (`conn`, `queue`, `close_sent`,
-`close_timer`, `read_paused`, `request`, `response`, `queue`, `writable`);
+`close_timer`, `read_paused`, `request`, `response`, `writable`);
 tests/integration/test_backpressure.py, tests/integration/test_events.py and
 tests/unit/test_event_socket_parts.py pin the behaviour, so a uvicorn release that changes
 them fails there rather than in production.

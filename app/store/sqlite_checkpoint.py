@@ -33,8 +33,8 @@ class Checkpointer:
         self.done = 0  # checkpoints run
 
     def committed(self) -> None:
-        """Count a commit (called on the writer's thread); start a checkpoint when due and
-        none is still running."""
+        """Count a commit (called where it ran: the loop's thread, or the writer thread for
+        one that had to wait); start a checkpoint when due and none is still running."""
         self._commits += 1
         if self._commits % self._every == 0 and (self._pending is None or self._pending.done()):
             self._pending = self._thread.submit(self._checkpoint)

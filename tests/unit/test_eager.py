@@ -73,10 +73,12 @@ async def test_a_cancel_while_it_waits_later_on() -> None:
     first = asyncio.get_running_loop().create_future()
     second = asyncio.get_running_loop().create_future()
     steps: list[str] = []
+    reached_second = asyncio.Event()
 
     async def body() -> None:
         await first
         steps.append("second wait")
+        reached_second.set()
         try:
             await second
         except asyncio.CancelledError:
@@ -85,8 +87,7 @@ async def test_a_cancel_while_it_waits_later_on() -> None:
 
     task = create_eager_task(body())
     first.set_result(None)
-    while "second wait" not in steps:
-        await asyncio.sleep(0)
+    await reached_second.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
