@@ -389,7 +389,9 @@ class AgentManager:
         queued = self._executor.task_event(
             "task.queued", task, {"timeout_s": task.timeout_s, "position": len(rt.queue) + 1}
         )
-        await self._writer.write(row, queued, operation="task_submitted", on_commit=stored)
+        await self._writer.write(
+            row, queued, operation="task_submitted", on_commit=stored, urgent=True
+        )
         return task
 
     def _task_row(

@@ -43,6 +43,11 @@ class WriteBackend(Protocol):
         or RowConflict with nothing stored."""
         ...
 
+    def commit_now(self, units: Sequence[Sequence[WriteOp]]) -> list[list[int]] | None:
+        """`commit`, done before this returns when the backend can commit without waiting
+        (no I/O wait, no lock held elsewhere); None, with nothing done, when it cannot."""
+        ...
+
     async def probe(self) -> None:
         """A real write transaction that changes nothing; raises StoreFailure."""
         ...

@@ -108,6 +108,9 @@ class PostgresWriteBackend:
         except (OperationalError, InterfaceError, OSError) as exc:
             raise _failure(exc) from exc
 
+    def commit_now(self, units: Sequence[Sequence[WriteOp]]) -> list[list[int]] | None:
+        return None  # every commit is a round trip to the server
+
     async def commit(self, units: Sequence[Sequence[WriteOp]]) -> list[list[int]]:
         assert self._engine is not None, "open() first"
         try:

@@ -259,14 +259,20 @@ class SQLiteWriteBackend:
             raise _classify(exc) from exc
         return seq
 
+    def commit_now(self, units: Sequence[Sequence[WriteOp]]) -> list[list[int]] | None:
+        if not self._inline or any(isinstance(op, _BULK) for unit in units for op in unit):
+            return None
+        return self._apply(units)
+
     async def commit(self, units: Sequence[Sequence[WriteOp]]) -> list[list[int]]:
-        if self._inline and not any(isinstance(op, _BULK) for unit in units for op in unit):
-            try:
-                return self._apply(units)
-            except StoreFailure as exc:
-                if exc.reason != "locked":
-                    raise
-                # another connection holds the write lock: wait for it off the loop
+        try:
+            done = self.commit_now(units)
+        except StoreFailure as exc:
+            if exc.reason != "locked":
+                raise
+            done = None  # another connection holds the write lock: wait for it off the loop
+        if done is not None:
+            return done
         result: list[list[int]] = await self._run(self._waiting, self._apply, units)
         return result
 

@@ -14,6 +14,7 @@ from app.core.config import Settings
 from app.events.hub import Hub
 from app.events.schemas import EventFilter, LiveEvent
 from app.store.engine import create_engine
+from app.store.writer import URGENT_BATCH
 from tests.support.manager import running_manager
 
 
@@ -52,6 +53,40 @@ async def test_a_task_has_begun_when_its_queued_event_is_published(tmp_path: Pat
             *(manager.submit(name, TaskCreate(prompt=name)) for name in ("a", "b", "c"))
         )
         assert began_at_publish == {task.id: True for task in tasks}
+        runner.gate.set()
+        for task in tasks:
+            assert (await manager.wait_for_task(task.id, 10)).state == TaskState.SUCCEEDED
+
+
+async def test_a_burst_of_submits_starts_before_it_is_acknowledged(tmp_path: Path) -> None:
+    """URGENT_BATCH submits read in one pass are committed in the last one's step and have
+    begun to run before the writer's turn: before any of them is answered or its
+    `task.queued` event published (app/store/writer.py, urgent writes)."""
+    settings = Settings(_env_file=None, data_dir=tmp_path)
+    runner = RecordingRunner()
+    hub = Hub(100)
+    published: list[str] = []
+    hub.subscribe(EventFilter(type="task.queued")).deliver_to(
+        lambda event: published.append(event.type) is None
+    )
+    names = [f"a{i}" for i in range(URGENT_BATCH)]
+    async with running_manager(
+        settings, create_engine(settings.resolved_database_url), {"chat": runner}, hub=hub
+    ) as manager:
+        for name in names:
+            await manager.create_agent(AgentCreate(name=name, model="m"))
+        submits = [
+            asyncio.create_task(manager.submit(name, TaskCreate(prompt=name))) for name in names
+        ]
+        at_check: list[tuple[int, int, int]] = []
+        asyncio.get_running_loop().call_soon(
+            lambda: at_check.append(
+                (len(runner.began), len(published), sum(s.done() for s in submits))
+            )
+        )
+        tasks = await asyncio.gather(*submits)
+        assert at_check == [(URGENT_BATCH, 0, 0)]
+        assert sorted(runner.began) == sorted(task.id for task in tasks)
         runner.gate.set()
         for task in tasks:
             assert (await manager.wait_for_task(task.id, 10)).state == TaskState.SUCCEEDED

@@ -1,0 +1,136 @@
+"""Urgent writes (app/store/writer.py): once URGENT_BATCH of them are queued, the writer
+commits what is queued in the step of the write that made it so, and runs the callbacks
+there; the events and the acknowledgements still wait for the loop's turn. Everything else
+keeps one commit per loop turn.
+
+Each test queues its writes from tasks created together, then schedules a `check` behind
+them: it runs after every write's first step and before the writer's own turn (the writer
+is woken by the first write, so its turn is queued behind the check).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import pytest
+
+from app.store.migrations import upgrade_database
+from app.store.rows import NewEvent
+from app.store.sqlite_backend import SQLiteWriteBackend
+from app.store.writer import URGENT_BATCH, StoreWriter
+
+
+def event(n: int) -> NewEvent:
+    payload = {"n": n}
+    return NewEvent(1.0, "test", "t", None, None, None, payload, orjson.dumps(payload).decode())
+
+
+@dataclass
+class Seen:
+    """What the writer had done by the time `check` ran, and by the end."""
+
+    callbacks: list[int] = field(default_factory=list)  # seqs, as on_commit saw them
+    published: list[int] = field(default_factory=list)
+    at_check: tuple[int, int, int] | None = None  # (callbacks, published, writes returned)
+
+
+@pytest.fixture
+async def writer(tmp_path: Path) -> AsyncIterator[tuple[StoreWriter, Seen, Path]]:
+    path = tmp_path / "urgent.db"
+    await upgrade_database(f"sqlite+aiosqlite:///{path}")
+    seen = Seen()
+    writer = StoreWriter(SQLiteWriteBackend(path), request_timeout_s=10.0)
+    writer.set_publisher(lambda events: seen.published.extend(seq for seq, _ in events))
+    await writer.start()
+    yield writer, seen, path
+    await writer.close(5.0)
+
+
+async def burst(
+    writer: StoreWriter,
+    seen: Seen,
+    count: int,
+    *,
+    urgent: bool,
+    at_check: Callable[[], None] = lambda: None,
+) -> list[list[int]]:
+    """`count` acknowledged writes queued in one loop pass, then `check`."""
+
+    def on_commit(seqs: list[int]) -> None:
+        seen.callbacks.extend(seqs)
+
+    writes = [
+        asyncio.create_task(
+            writer.write(event(n), operation="task_submitted", on_commit=on_commit, urgent=urgent)
+        )
+        for n in range(count)
+    ]
+
+    def check() -> None:
+        returned = sum(w.done() for w in writes)
+        seen.at_check = (len(seen.callbacks), len(seen.published), returned)
+        at_check()
+
+    asyncio.get_running_loop().call_soon(check)
+    async with asyncio.timeout(10):
+        return await asyncio.gather(*writes)
+
+
+async def test_urgent_writes_commit_in_the_callers_step_and_announce_at_the_turns_end(
+    writer: tuple[StoreWriter, Seen, Path],
+) -> None:
+    w, seen, _ = writer
+    seqs = await burst(w, seen, URGENT_BATCH, urgent=True)
+    # committed, callbacks run, nothing published and nobody answered yet
+    assert seen.at_check == (URGENT_BATCH, 0, 0)
+    assert seqs == [[n] for n in range(1, URGENT_BATCH + 1)]
+    assert seen.published == seen.callbacks == list(range(1, URGENT_BATCH + 1))
+
+
+@pytest.mark.parametrize(("count", "urgent"), [(URGENT_BATCH - 1, True), (8, False)])
+async def test_other_writes_wait_for_the_turns_end(
+    writer: tuple[StoreWriter, Seen, Path], count: int, urgent: bool
+) -> None:
+    w, seen, _ = writer
+    await burst(w, seen, count, urgent=urgent)
+    assert seen.at_check == (0, 0, 0)
+    assert seen.published == seen.callbacks == list(range(1, count + 1))
+
+
+async def test_a_failed_early_commit_leaves_the_batch_to_the_loop(
+    writer: tuple[StoreWriter, Seen, Path],
+) -> None:
+    w, seen, path = writer
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another connection holds the write lock
+    try:
+        seqs = await burst(w, seen, URGENT_BATCH, urgent=True, at_check=blocker.rollback)
+    finally:
+        blocker.close()
+    assert seen.at_check == (0, 0, 0)  # the early commit found the lock: nothing done
+    assert seqs == [[n] for n in range(1, URGENT_BATCH + 1)]
+    assert seen.published == list(range(1, URGENT_BATCH + 1))
+    assert w.health().available
+
+
+async def test_a_reader_waiting_for_settled_writes_is_released_by_an_early_commit(
+    writer: tuple[StoreWriter, Seen, Path],
+) -> None:
+    """Nothing is left for the loop to commit after an early commit, so the early commit
+    itself must release `settled()`."""
+    w, seen, _ = writer
+    first = [
+        asyncio.create_task(w.write(event(n), operation="task_submitted", urgent=True))
+        for n in range(URGENT_BATCH - 1)
+    ]
+    reader = asyncio.create_task(w.settled())  # finds them queued
+    last = asyncio.create_task(w.write(event(99), operation="task_submitted", urgent=True))
+    async with asyncio.timeout(10):
+        await reader
+        await asyncio.gather(*first, last)
+    assert seen.published == list(range(1, URGENT_BATCH + 1))
