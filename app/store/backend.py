@@ -3,7 +3,7 @@
 `StoreWriter` (app/store/writer.py) owns *when* to write (group commit, retries, shutdown);
 a backend owns *how*: one transaction per `commit`, the event `seq` assigned inside it.
 SQLite implements it in app/store/sqlite_backend.py; a PostgreSQL backend implements the
-same four methods (seq from an identity column via RETURNING) and runs the same contract
+same methods (seq from an identity column via RETURNING) and runs the same contract
 tests (tests/unit/test_store_contract.py).
 """
 

@@ -260,6 +260,8 @@ class SQLiteWriteBackend:
         return seq
 
     def commit_now(self, units: Sequence[Sequence[WriteOp]]) -> list[list[int]] | None:
+        """The loop-thread path alone: the writer's early commits take it (a burst of
+        submits), and so does `commit` first."""
         if not self._inline or any(isinstance(op, _BULK) for unit in units for op in unit):
             return None
         return self._apply(units)

@@ -261,6 +261,19 @@ class Blocker:
             await self._pg.close()
 
 
+async def test_commit_now_commits_on_the_spot_or_does_nothing(store: Opened) -> None:
+    """SQLite commits in the call (the writer's early commits, app/store/writer.py);
+    PostgreSQL always needs a round trip, so it declines and stores nothing."""
+    backend, _, _ = store
+    done = backend.commit_now([[event(n=1)], [event(n=2)]])
+    if isinstance(backend, SQLiteWriteBackend):
+        assert done == [[1], [2]]
+        assert await backend.commit([[event(n=3)]]) == [[3]]
+    else:
+        assert done is None
+        assert await backend.commit([[event(n=3)]]) == [[1]]
+
+
 async def test_a_locked_store_fails_typed_and_stores_nothing(store: Opened) -> None:
     backend, _, url = store
     blocker = Blocker(url)
