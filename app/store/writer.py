@@ -214,7 +214,8 @@ class StoreWriter:
             if unit.taken:  # in a transaction already: its outcome is the answer
                 return await unit.future
             self._queue.remove(unit)
-            self._urgent -= unit.urgent
+            if unit.urgent:
+                self._urgent -= 1
             raise StorageUnavailable(
                 f"the store did not take this write within {self._request_timeout_s:g}s",
                 store=self._health.reason or "busy",

@@ -13,19 +13,13 @@ import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import orjson
 import pytest
 
 from app.core.eager import create_eager_task, finished_eagerly
 from app.store.migrations import upgrade_database
-from app.store.rows import EventsPruned, NewEvent
+from app.store.rows import EventsPruned
 from app.store.sqlite_backend import SQLiteWriteBackend
-
-
-def event(**payload: object) -> NewEvent:
-    return NewEvent(
-        1.0, "test", "t", None, None, None, dict(payload), orjson.dumps(payload).decode()
-    )
+from tests.support.rows import event
 
 
 @pytest.fixture

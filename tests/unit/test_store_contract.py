@@ -41,6 +41,7 @@ from app.store.rows import (
 )
 from app.store.sqlite_backend import SQLiteWriteBackend
 from app.store.writer import StoreWriter
+from tests.support.rows import event
 
 Opened = tuple[WriteBackend, Callable[[], Awaitable[WriteBackend]], str]
 FRESH: dict[str, Callable[[], WriteBackend]] = {}  # an unopened backend on the test's database
@@ -76,14 +77,6 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     yield first, reopen, url
     for backend in opened:
         await backend.close()
-
-
-def event(type_: str = "t", **payload: object) -> NewEvent:
-    import orjson
-
-    return NewEvent(
-        1.0, "test", type_, None, None, None, dict(payload), orjson.dumps(payload).decode()
-    )
 
 
 def agent(name: str = "a", id_: str = "ag1") -> NewAgent:

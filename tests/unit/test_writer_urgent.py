@@ -16,18 +16,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
 import pytest
 
 from app.store.migrations import upgrade_database
-from app.store.rows import NewEvent
 from app.store.sqlite_backend import SQLiteWriteBackend
 from app.store.writer import URGENT_BATCH, StoreWriter
-
-
-def event(n: int) -> NewEvent:
-    payload = {"n": n}
-    return NewEvent(1.0, "test", "t", None, None, None, payload, orjson.dumps(payload).decode())
+from tests.support.rows import event
 
 
 @dataclass
@@ -66,7 +60,7 @@ async def burst(
 
     writes = [
         asyncio.create_task(
-            writer.write(event(n), operation="task_submitted", on_commit=on_commit, urgent=urgent)
+            writer.write(event(n=n), operation="task_submitted", on_commit=on_commit, urgent=urgent)
         )
         for n in range(count)
     ]
@@ -125,11 +119,11 @@ async def test_a_reader_waiting_for_settled_writes_is_released_by_an_early_commi
     itself must release `settled()`."""
     w, seen, _ = writer
     first = [
-        asyncio.create_task(w.write(event(n), operation="task_submitted", urgent=True))
+        asyncio.create_task(w.write(event(n=n), operation="task_submitted", urgent=True))
         for n in range(URGENT_BATCH - 1)
     ]
     reader = asyncio.create_task(w.settled())  # finds them queued
-    last = asyncio.create_task(w.write(event(99), operation="task_submitted", urgent=True))
+    last = asyncio.create_task(w.write(event(n=99), operation="task_submitted", urgent=True))
     async with asyncio.timeout(10):
         await reader
         await asyncio.gather(*first, last)
