@@ -33,6 +33,7 @@ from app.core.eager import create_eager_task
 from app.core.errors import StorageUnavailable
 from app.core.metrics import Metrics
 from app.events.service import EventBus
+from app.providers.base import Message
 from app.providers.errors import ProviderError
 from app.resilience.errors import DeadlineExceeded, ResilienceError
 from app.resilience.timeouts import Deadline, deadline_scope
@@ -47,6 +48,11 @@ from app.store.writer import StoreWriter
 DEADLINE_BACKSTOP_S = 0.5
 
 log = structlog.get_logger(__name__)
+
+
+def _turn(task: Task) -> tuple[Message, Message]:
+    """A succeeded task as the conversation turn later tasks of its agent are sent."""
+    return Message("user", task.prompt), Message("assistant", task.result or "")
 
 
 class TaskExecutor:
@@ -358,7 +364,7 @@ class TaskExecutor:
                 }
             )
             if state == TaskState.SUCCEEDED and rt.history is not None:
-                rt.history.append(done)
+                rt.history.append(_turn(done))
             self._metrics.tasks_finished.labels(a.kind, state.value).inc()
             self._metrics.task_duration.labels(a.kind, state.value).observe(now - started)
             self._signal_finished(task.id)
@@ -401,16 +407,16 @@ class TaskExecutor:
         )
         rt.agent = rt.agent.model_copy(update={"session_id": session_id})
 
-    async def _history(self, rt: AgentRuntime) -> list[Task]:
-        """The agent's last succeeded tasks, oldest first: read from the store once, then
-        kept in memory as tasks succeed."""
+    async def _history(self, rt: AgentRuntime) -> list[Message]:
+        """The agent's last succeeded tasks as messages, oldest first: read from the store
+        once, then kept in memory as tasks succeed."""
         turns = self._settings.chat_history_turns
         if turns == 0:
             return []
         if rt.history is None:
             done = await self._tasks.for_agent(rt.agent.id, limit=turns, state=TaskState.SUCCEEDED)
-            rt.history = deque(reversed(done), maxlen=turns)
-        return list(rt.history)
+            rt.history = deque(map(_turn, reversed(done)), maxlen=turns)
+        return [message for turn in rt.history for message in turn]
 
     def _signal_finished(self, task_id: str) -> None:
         self.waiters.finished(task_id)

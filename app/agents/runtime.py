@@ -8,6 +8,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from app.agents.schemas import Agent, Task, TaskState
+from app.providers.base import Message
 
 INTERRUPTED_MESSAGE = (
     "the service stopped while this task was running; it was not restarted because a partial "
@@ -24,7 +25,9 @@ class AgentRuntime:
     job: asyncio.Task[None] | None = None
     running: Task | None = None
     cancel_as: dict[str, TaskState] = field(default_factory=dict)
-    history: deque[Task] | None = None  # recent succeeded tasks; None until first needed
+    # recent succeeded tasks as (prompt, result) messages, made once per task (every
+    # later task sends them again); None until first needed
+    history: deque[tuple[Message, Message]] | None = None
     deleting: bool = False  # a delete is being stored: refuse new tasks
 
     def cancel_running(self, as_state: TaskState) -> asyncio.Task[None] | None:

@@ -22,6 +22,11 @@ from typing import Any
 from pydantic import SecretStr
 
 REDACTED = "***"
+# short strings are masked once and the answer kept (event payload keys and values such as
+# "provider", "openai" or "input_tokens" recur in every event; each mask is two regex
+# passes); the memo is emptied when full, and replaced whenever a secret is learnt
+MEMO_MAX_CHARS = 64
+MEMO_ENTRIES = 4096
 # configured secrets shorter than this are not masked by value (they would mask ordinary
 # words); every configurable secret is longer (API keys need 16 characters)
 MIN_SECRET_CHARS = 8
@@ -45,6 +50,7 @@ class Redactor:
     def __init__(self) -> None:
         self._secrets: set[str] = set()
         self._known: re.Pattern[str] | None = None
+        self._memo: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def add(self, secrets: Iterable[str]) -> None:
@@ -56,9 +62,24 @@ class Redactor:
             # longest first, so a key that contains another is masked whole
             ordered = sorted(self._secrets, key=len, reverse=True)
             self._known = re.compile("|".join(re.escape(s) for s in ordered))
+            # after the pattern: a reader that finds the new memo also finds the new
+            # pattern, and an answer masked without it lands in the memo let go here
+            self._memo = {}
 
     def text(self, value: str) -> str:
-        known = self._known
+        if len(value) > MEMO_MAX_CHARS:
+            return self._mask(value, self._known)
+        memo = self._memo  # before the pattern (see `add`)
+        masked = memo.get(value)
+        if masked is None:
+            masked = self._mask(value, self._known)
+            if len(memo) >= MEMO_ENTRIES:
+                memo.clear()
+            memo[value] = masked
+        return masked
+
+    @staticmethod
+    def _mask(value: str, known: re.Pattern[str] | None) -> str:
         if known is not None:
             value = known.sub(REDACTED, value)
         return _SHAPES.sub(_shape_sub, value)

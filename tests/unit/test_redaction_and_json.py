@@ -10,7 +10,14 @@ import pytest
 from pydantic import SecretStr
 
 from app.core import jsonsafe
-from app.core.redaction import REDACTED, Redactor, redact, remember_secrets
+from app.core.redaction import (
+    MEMO_ENTRIES,
+    MEMO_MAX_CHARS,
+    REDACTED,
+    Redactor,
+    redact,
+    remember_secrets,
+)
 
 
 def test_configured_secrets_and_shapes_are_masked() -> None:
@@ -28,6 +35,28 @@ def test_short_configured_values_are_not_masked_by_value() -> None:
     redactor = Redactor()
     redactor.add(["abc"])
     assert redactor.text("abc abc") == "abc abc"
+
+
+def test_a_secret_learnt_later_is_masked_in_text_seen_before() -> None:
+    """Short strings are masked once and remembered; learning a secret forgets the
+    answers given without it."""
+    redactor = Redactor()
+    secret = "learnt-later-0123456789"
+    assert redactor.text(secret) == secret  # remembered as harmless
+    redactor.add([secret])
+    assert redactor.text(secret) == REDACTED
+    assert redactor.text(f"a {secret} b") == f"a {REDACTED} b"
+
+
+def test_the_memo_stays_bounded_and_long_text_is_masked_alike() -> None:
+    redactor = Redactor()
+    redactor.add(["configured-key-0123456789"])
+    for n in range(MEMO_ENTRIES * 3):
+        assert redactor.text(f"word {n}") == f"word {n}"
+    assert 0 < len(redactor._memo) <= MEMO_ENTRIES
+    long_text = "x" * MEMO_MAX_CHARS + " configured-key-0123456789 Bearer abcdefgh"
+    assert redactor.text(long_text) == "x" * MEMO_MAX_CHARS + f" {REDACTED} Bearer {REDACTED}"
+    assert long_text not in redactor._memo
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from app.agents.llm import CallContext, LLMClient
 from app.agents.schemas import Agent, Task
+from app.providers.base import Message
 
 
 async def _no_session(session_id: str | None) -> None:
@@ -18,9 +19,9 @@ async def _no_session(session_id: str | None) -> None:
 class RunContext:
     llm: LLMClient
     call: CallContext
-    history: Callable[
-        [], Awaitable[list[Task]]
-    ]  # the agent's earlier succeeded tasks, oldest first
+    # the agent's earlier succeeded tasks as messages (user prompt, assistant result),
+    # oldest first
+    history: Callable[[], Awaitable[list[Message]]]
     emit: Callable[[str, dict[str, Any]], None] = lambda type_, payload: None  # task event
     files_changed: list[str] = field(default_factory=list)  # workspace paths the run changed
     # store the agent's upstream session id (claude_code: the Claude Code session), at once

@@ -12,9 +12,7 @@ class ChatRunner:
         messages: list[Message] = []
         if agent.instructions:
             messages.append(Message("system", agent.instructions))
-        for earlier in await ctx.history():
-            messages.append(Message("user", earlier.prompt))
-            messages.append(Message("assistant", earlier.result or ""))
+        messages += await ctx.history()
         messages.append(Message("user", task.prompt))
         completion = await ctx.llm.complete(
             agent.provider,

@@ -66,9 +66,7 @@ async def opening_messages(agent: Agent, task: Task, ctx: RunContext, system: st
     """System prompt (kind prompt + the agent's instructions), earlier turns, the prompt."""
     instructions = f"{system}\n\n{agent.instructions}" if agent.instructions else system
     messages = [Message("system", instructions)]
-    for earlier in await ctx.history():
-        messages.append(Message("user", earlier.prompt))
-        messages.append(Message("assistant", earlier.result or ""))
+    messages += await ctx.history()
     messages.append(Message("user", task.prompt))
     return messages
 
