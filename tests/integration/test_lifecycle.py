@@ -103,3 +103,35 @@ def test_sigterm_past_grace_marks_running_interrupted(
             assert wait_task(http, queued["id"])["state"] == "succeeded"
     finally:
         again.stop()
+
+
+def test_chat_turns_outlive_a_restart(tmp_path, fake_upstream, fake: FakeUpstreamClient) -> None:
+    """After a restart, a chat agent's next task still sends its earlier turns (read back
+    from the store), oldest first."""
+    data = tmp_path / "data"
+    model = unique("model")
+    env = provider_env(fake_upstream.url)
+    first = start_service(tmp_path, env=env, data_dir=data)
+    try:
+        with httpx.Client(base_url=first.url, timeout=10) as http:
+            create_agent(http, "rememberer", model=model)
+            for prompt in ("first question", "second question"):
+                assert wait_task(http, submit(http, "rememberer", prompt)["id"])["state"] == (
+                    "succeeded"
+                )
+    finally:
+        first.stop()
+    second = start_service(tmp_path, env=env, data_dir=data)
+    try:
+        with httpx.Client(base_url=second.url, timeout=10) as http:
+            wait_task(http, submit(http, "rememberer", "third question")["id"])
+        sent = fake.requests(model=model)[-1].body["messages"]
+        assert [(m["role"], m["content"]) for m in sent] == [
+            ("user", "first question"),
+            ("assistant", "echo: first question"),
+            ("user", "second question"),
+            ("assistant", "echo: second question"),
+            ("user", "third question"),
+        ]
+    finally:
+        second.stop()
