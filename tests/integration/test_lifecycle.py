@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,17 +13,22 @@ from websockets.exceptions import ConnectionClosed
 from app.fake_upstream.client import FakeUpstreamClient
 from tests.conftest import provider_env, unique
 from tests.support.api import create_agent, open_events, recv_until, submit, wait_task
-from tests.support.procs import start_service, wait_until
+from tests.support.procs import Proc, running, start_service, wait_until
+
+
+def on_one_data_dir(tmp_path: Path, upstream_url: str, **settings: str) -> Callable[[], Proc]:
+    """Starts the service on the same data directory each time it is called: a restart."""
+    env = {**provider_env(upstream_url), **settings}
+    return lambda: start_service(tmp_path, env=env, data_dir=tmp_path / "data")
 
 
 def test_restart_requeues_queued_and_interrupts_running(
     tmp_path, fake_upstream, fake: FakeUpstreamClient
 ) -> None:
     """After a crash, a task that was running is `interrupted`; one that was queued runs."""
-    data = tmp_path / "data"
     model = unique("model")
-    env = provider_env(fake_upstream.url)
-    first = start_service(tmp_path, env=env, data_dir=data)
+    service = on_one_data_dir(tmp_path, fake_upstream.url)
+    first = service()
     try:
         with httpx.Client(base_url=first.url, timeout=10) as http:
             create_agent(http, "survivor", model=model)
@@ -34,7 +41,7 @@ def test_restart_requeues_queued_and_interrupts_running(
     finally:
         first.signal(signal.SIGKILL)  # a crash: no drain, no cleanup
         first.wait()
-    second = start_service(tmp_path, env=env, data_dir=data)
+    second = service()
     try:
         with httpx.Client(base_url=second.url, timeout=10) as http:
             lost = http.get(f"/v1/tasks/{running['id']}").json()
@@ -84,10 +91,9 @@ def test_sigterm_past_grace_marks_running_interrupted(
     tmp_path, fake_upstream, fake: FakeUpstreamClient
 ) -> None:
     """A task still running when the grace period ends is `interrupted`, queued ones stay queued."""
-    data = tmp_path / "data"
     model = unique("model")
-    env = {**provider_env(fake_upstream.url), "BIGTHREE_DRAIN_GRACE_S": "0.2"}
-    proc = start_service(tmp_path, env=env, data_dir=data)
+    service = on_one_data_dir(tmp_path, fake_upstream.url, BIGTHREE_DRAIN_GRACE_S="0.2")
+    proc = service()
     with httpx.Client(base_url=proc.url, timeout=10) as http:
         create_agent(http, "stubborn", model=model)
         fake.script(model, [{"latency_s": 60}])
@@ -96,7 +102,7 @@ def test_sigterm_past_grace_marks_running_interrupted(
         wait_until(lambda: len(fake.requests(model=model)) == 1, what="the call to reach upstream")
         proc.signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
-    again = start_service(tmp_path, env=env, data_dir=data)
+    again = service()
     try:
         with httpx.Client(base_url=again.url, timeout=10) as http:
             assert http.get(f"/v1/tasks/{running['id']}").json()["state"] == "interrupted"
@@ -108,30 +114,21 @@ def test_sigterm_past_grace_marks_running_interrupted(
 def test_chat_turns_outlive_a_restart(tmp_path, fake_upstream, fake: FakeUpstreamClient) -> None:
     """After a restart, a chat agent's next task still sends its earlier turns (read back
     from the store), oldest first."""
-    data = tmp_path / "data"
     model = unique("model")
-    env = provider_env(fake_upstream.url)
-    first = start_service(tmp_path, env=env, data_dir=data)
-    try:
-        with httpx.Client(base_url=first.url, timeout=10) as http:
-            create_agent(http, "rememberer", model=model)
-            for prompt in ("first question", "second question"):
-                assert wait_task(http, submit(http, "rememberer", prompt)["id"])["state"] == (
-                    "succeeded"
-                )
-    finally:
-        first.stop()
-    second = start_service(tmp_path, env=env, data_dir=data)
-    try:
-        with httpx.Client(base_url=second.url, timeout=10) as http:
-            wait_task(http, submit(http, "rememberer", "third question")["id"])
-        sent = fake.requests(model=model)[-1].body["messages"]
-        assert [(m["role"], m["content"]) for m in sent] == [
-            ("user", "first question"),
-            ("assistant", "echo: first question"),
-            ("user", "second question"),
-            ("assistant", "echo: second question"),
-            ("user", "third question"),
-        ]
-    finally:
-        second.stop()
+    service = on_one_data_dir(tmp_path, fake_upstream.url)
+    with running(service()) as first, httpx.Client(base_url=first.url, timeout=10) as http:
+        create_agent(http, "rememberer", model=model)
+        for prompt in ("first question", "second question"):
+            assert wait_task(http, submit(http, "rememberer", prompt)["id"])["state"] == (
+                "succeeded"
+            )
+    with running(service()) as second, httpx.Client(base_url=second.url, timeout=10) as http:
+        wait_task(http, submit(http, "rememberer", "third question")["id"])
+    sent = fake.requests(model=model)[-1].body["messages"]
+    assert [(m["role"], m["content"]) for m in sent] == [
+        ("user", "first question"),
+        ("assistant", "echo: first question"),
+        ("user", "second question"),
+        ("assistant", "echo: second question"),
+        ("user", "third question"),
+    ]
