@@ -81,8 +81,10 @@ def start_stub(tmp: Path) -> Proc:
     return proc
 
 
-def hot_service(tmp: Path, stub_url: str, *, history: bool = True) -> Proc:
-    env = {
+def hot_env(stub_url: str, *, history: bool = True) -> dict[str, str]:
+    """The service's settings for the hot-path figures: the stub as upstream, limits above
+    the load, warnings only in the log, ten turns of chat history unless `history` is off."""
+    return {
         "OPENAI_BASE_URL": f"{stub_url}/v1",
         "BIGTHREE_MAX_CONCURRENT_TASKS": "256",
         "BIGTHREE_BULKHEAD_MAX_CONCURRENT": "256",
@@ -91,7 +93,10 @@ def hot_service(tmp: Path, stub_url: str, *, history: bool = True) -> Proc:
         "BIGTHREE_LOG_LEVEL": "WARNING",
         "BIGTHREE_CHAT_HISTORY_TURNS": "10" if history else "0",
     }
-    proc = start_service(tmp, env=env)
+
+
+def hot_service(tmp: Path, stub_url: str, *, history: bool = True) -> Proc:
+    proc = start_service(tmp, env=hot_env(stub_url, history=history))
     pin(proc.popen.pid, 0)
     return proc
 

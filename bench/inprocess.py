@@ -4,7 +4,7 @@ on a shared machine, for comparing two trees of the code.
     python -m bench.inprocess [--rounds 10] [--profile tottime]
 
 Builds the service's app in this process (uvloop, SQLite in a temporary directory, the
-bench stub as the upstream, history on as in `bench.hotpath`), creates 50 chat agents and
+bench stub as the upstream, `bench.hotpath`'s settings), creates 50 chat agents and
 drives rounds of 50 task submits at once through the app's ASGI interface, each round
 until every task has succeeded. Three rounds warm up (provider connections, history,
 caches); for each measured round it takes the process's CPU time per task — the request
@@ -29,23 +29,20 @@ from typing import Any
 
 import uvloop
 
-from bench.hotpath import start_stub
+from bench.hotpath import hot_env, start_stub
 
 AGENTS = 50
 WARM_UP_ROUNDS = 3
 
 
 def _settings_env(stub_url: str, data_dir: Path) -> dict[str, str]:
+    """`bench.hotpath`'s service settings, plus what `bigthree serve` would get from the
+    test harness: a data directory, open routes, a provider key that is not real."""
     return {
-        "OPENAI_BASE_URL": f"{stub_url}/v1",
+        **hot_env(stub_url),
         "OPENAI_API_KEY": "sk-bench-not-a-real-key",
         "BIGTHREE_DATA_DIR": str(data_dir),
         "BIGTHREE_API_KEYS": "",
-        "BIGTHREE_MAX_CONCURRENT_TASKS": "256",
-        "BIGTHREE_BULKHEAD_MAX_CONCURRENT": "256",
-        "BIGTHREE_PROVIDER_MAX_CONNECTIONS": "256",
-        "BIGTHREE_LOG_LEVEL": "WARNING",
-        "BIGTHREE_CHAT_HISTORY_TURNS": "10",
     }
 
 

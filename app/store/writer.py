@@ -107,7 +107,6 @@ class StoreWriter:
         self._on_retry = on_retry
         self._on_availability = on_availability
         self._queue: list[_Unit] = []
-        self._urgent = 0  # urgent units queued
         # committed in a caller's step (`_commit_now`): their events and acknowledgements
         # go out with the loop's next turn
         self._unannounced: list[tuple[_Unit, list[int] | None]] = []
@@ -204,8 +203,7 @@ class StoreWriter:
         assert unit.future is not None
         if urgent:
             unit.urgent = True
-            self._urgent += 1
-            if self._urgent >= URGENT_BATCH:
+            if sum(u.urgent for u in self._queue) >= URGENT_BATCH:
                 self._commit_now()
         try:
             async with asyncio.timeout(self._request_timeout_s):
@@ -214,8 +212,6 @@ class StoreWriter:
             if unit.taken:  # in a transaction already: its outcome is the answer
                 return await unit.future
             self._queue.remove(unit)
-            if unit.urgent:
-                self._urgent -= 1
             raise StorageUnavailable(
                 f"the store did not take this write within {self._request_timeout_s:g}s",
                 store=self._health.reason or "busy",
@@ -283,7 +279,7 @@ class StoreWriter:
                 failures = 0
                 self._up()
                 continue
-            batch, self._queue, self._urgent = self._queue, [], 0
+            batch, self._queue = self._queue, []
             for unit in batch:
                 unit.taken = True
             self._in_flight = True
@@ -361,7 +357,7 @@ class StoreWriter:
             return
         if seqs is None:
             return
-        self._queue, self._urgent = [], 0
+        self._queue = []
         for unit in batch:
             unit.taken = True
         # the callbacks run as in the loop's turn: outside the calling request's context
