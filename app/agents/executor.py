@@ -221,14 +221,17 @@ class TaskExecutor:
             # store never needs to hold it (one write fewer per task)
             rt.agent = rt.agent.model_copy(update={"state": AgentState.BUSY})
 
-        # durable but not awaited: the provider call need not wait a commit round trip for
-        # it. Nothing is acknowledged or published before the commit (`task.running` is
-        # published, and the live snapshot reads running, from `stored`), and the writer
-        # commits in order, so this transition always lands before the task's outcome.
-        self._writer.write_later(
-            TaskStarted(task.id, started),
-            self.task_event(
-                "task.running", task, {"replica": self._replica_id} if self._replica_id else {}
+        # durable but not awaited, and made with the loop's next turn: the provider call
+        # goes first. Nothing is acknowledged or published before the commit (`task.running`
+        # is published, and the live snapshot reads running, from `stored`), and the writer
+        # keeps it ahead of every later write of the task, so it lands before the outcome.
+        running = {"replica": self._replica_id} if self._replica_id else {}
+        self._writer.write_soon(
+            lambda: (
+                TaskStarted(task.id, started),
+                self._bus.new_event(
+                    "task.running", agent=task.agent, task_id=task.id, payload=running, ts=started
+                ),
             ),
             operation="task_running",
             on_commit=stored,

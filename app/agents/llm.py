@@ -76,17 +76,17 @@ class LLMClient:
         stream: bool = False,
     ) -> Completion:
         """One completion from the primary model, or from the first fallback that answers."""
-        route = [(provider_name, request.model), *((f.provider, f.model) for f in fallbacks)]
-        candidates = [
-            (
-                f"{p}/{m}",
-                partial(self._call_one, p, dataclasses.replace(request, model=m), ctx, stream),
-            )
-            for p, m in route
-        ]
         with call_scope(ctx):
-            if len(candidates) == 1:
-                return await candidates[0][1]()
+            if not fallbacks:
+                return await self._call_one(provider_name, request, ctx, stream)
+            route = [(provider_name, request.model), *((f.provider, f.model) for f in fallbacks)]
+            candidates = [
+                (
+                    f"{p}/{m}",
+                    partial(self._call_one, p, dataclasses.replace(request, model=m), ctx, stream),
+                )
+                for p, m in route
+            ]
             return await call_with_fallbacks(
                 candidates, should_fall_back=should_fall_back, on_hop=self._telemetry.on_fallback
             )
@@ -115,7 +115,9 @@ class LLMClient:
         ctx.attempts += 1
         name, model = provider.name, request.model
         model_label = self._metrics.model_label(model)
-        self._emit(
+        # made with the loop's next turn: the request itself leaves first
+        emit_call_event(
+            self._bus,
             "llm.request",
             ctx,
             {
@@ -127,6 +129,7 @@ class LLMClient:
                 "stream": stream,
                 "timeout_s": None if timeout_s is None else round(timeout_s, 3),
             },
+            soon=True,
         )
         started = time.perf_counter()
         try:

@@ -56,10 +56,16 @@ def count_tool_results(metrics: Metrics) -> Callable[[LiveEvent], None]:
 
 
 def emit_call_event(
-    bus: EventBus, type_: str, ctx: CallContext | None, payload: dict[str, object]
+    bus: EventBus,
+    type_: str,
+    ctx: CallContext | None,
+    payload: dict[str, object],
+    *,
+    soon: bool = False,
 ) -> None:
-    """Emit a provider event attributed to the call's agent/task/session (if known)."""
-    bus.emit(
+    """Emit a provider event attributed to the call's agent/task/session (if known);
+    `soon`: made on the loop's next turn (`EventBus.emit_soon`)."""
+    (bus.emit_soon if soon else bus.emit)(
         type_,
         source="provider",
         agent=ctx.agent if ctx else None,

@@ -99,17 +99,35 @@ JsonInt = Annotated[int, Strict(False)]
 
 
 def _text(text: str) -> str:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = _SURROGATE.sub("\ufffd", text)
+    if not text.isascii():  # (ASCII is known without a scan) no surrogate can hide in it
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = _SURROGATE.sub("\ufffd", text)
     return REDACTOR.text(text)
 
 
 def _repair(value: Any, depth: int) -> Any:
+    # exact types first: every event payload passes here, and nearly all of its values are
+    # plain str, int, float and dict (subclasses take the general path below)
+    kind = type(value)
+    if kind is str:
+        return _text(value)
+    if kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is dict and depth < MAX_DEPTH:
+        return {
+            _text(k if type(k) is str else str(k)): _repair(v, depth + 1) for k, v in value.items()
+        }
+    return _repair_other(value, depth)
+
+
+def _repair_other(value: Any, depth: int) -> Any:
     if isinstance(value, str):
         return _text(value)
-    if isinstance(value, bool | int) or value is None:
+    if isinstance(value, bool | int):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None

@@ -145,6 +145,34 @@ class EventBus:
         )
         self.writer.write_later(event, operation="events")
 
+    def emit_soon(
+        self,
+        type: str,
+        *,
+        source: str = "service",
+        agent: str | None = None,
+        task_id: str | None = None,
+        session_id: str | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> None:
+        """`emit`, with the event made on the loop's next turn (`StoreWriter.write_soon`):
+        for an event announcing work that starts right after it. Its `ts` is now."""
+        ts = time.time()
+        self.writer.write_soon(
+            lambda: (
+                self.new_event(
+                    type,
+                    source=source,
+                    agent=agent,
+                    task_id=task_id,
+                    session_id=session_id,
+                    payload=payload,
+                    ts=ts,
+                ),
+            ),
+            operation="events",
+        )
+
     async def append(self, event: NewEvent) -> LiveEvent:
         """Store one event and return it (StorageUnavailable: not stored, never will be)."""
         (seq,) = await self.writer.write(event, operation="event_posted")

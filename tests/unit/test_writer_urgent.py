@@ -1,7 +1,8 @@
 """Urgent writes (app/store/writer.py): once URGENT_BATCH of them are queued, the writer
 commits what is queued in the step of the write that made it so, and runs the callbacks
 there; the events and the acknowledgements still wait for the loop's turn. Everything else
-keeps one commit per loop turn.
+keeps one commit per loop turn. Soon writes, the other way round: made on the loop's next
+turn, out of the early commits, yet ahead of any later write that is not urgent.
 
 Each test queues its writes from tasks created together, then schedules a `check` behind
 them: it runs after every write's first step and before the writer's own turn (the writer
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from app.store.migrations import upgrade_database
+from app.store.rows import NewEvent
 from app.store.sqlite_backend import SQLiteWriteBackend
 from app.store.writer import URGENT_BATCH, StoreWriter
 from tests.support.rows import event
@@ -128,3 +130,87 @@ async def test_a_reader_waiting_for_settled_writes_is_released_by_an_early_commi
         await reader
         await asyncio.gather(*first, last)
     assert seen.published == list(range(1, URGENT_BATCH + 1))
+
+
+# --- soon writes: made with the loop's next turn, in their place ---------------------------
+
+
+def soon(w: StoreWriter, seen: Seen, n: int) -> None:
+    w.write_soon(
+        lambda: (event(n=n),),
+        operation="task_running",
+        on_commit=lambda seqs: seen.callbacks.extend(seqs),
+    )
+
+
+def stored_ns(path: Path) -> list[int]:
+    """The `n` of every stored event, in seq order."""
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT payload FROM events ORDER BY seq").fetchall()
+    return [int(payload.split(":")[1].rstrip("}")) for (payload,) in rows]
+
+
+async def test_soon_writes_stay_out_of_an_early_commit_made_in_the_same_step(
+    writer: tuple[StoreWriter, Seen, Path],
+) -> None:
+    """The burst's early commit takes the urgent writes only; the soon write asked for
+    before them, in the same loop pass (as a task's start is), is made on the next turn
+    and committed after them."""
+    w, seen, path = writer
+
+    async def starts_a_task() -> None:
+        soon(w, seen, 100)
+
+    start = asyncio.create_task(starts_a_task())  # runs first in the pass of the burst
+    await burst(w, seen, URGENT_BATCH, urgent=True)
+    await start
+    assert seen.at_check is not None and seen.at_check[0] == URGENT_BATCH  # early commit ran
+    await w.flush(5.0)
+    assert stored_ns(path) == [*range(URGENT_BATCH), 100]
+
+
+async def test_a_later_write_that_is_not_urgent_makes_the_soon_writes_first(
+    writer: tuple[StoreWriter, Seen, Path],
+) -> None:
+    w, seen, path = writer
+    soon(w, seen, 1)
+    soon(w, seen, 2)
+    w.write_later(event(n=3), operation="events")  # in the same step: no turn in between
+    await w.flush(5.0)
+    assert stored_ns(path) == [1, 2, 3]
+    assert seen.callbacks == [1, 2]
+
+
+async def test_soon_writes_are_made_on_the_next_turn(
+    writer: tuple[StoreWriter, Seen, Path],
+) -> None:
+    w, seen, path = writer
+    soon(w, seen, 7)
+    await asyncio.sleep(0)  # the next turn makes it: queued now, so `settled` waits for it
+    await w.settled()
+    assert stored_ns(path) == [7]
+    assert seen.published == seen.callbacks == [1]
+
+
+async def test_flush_makes_the_soon_writes_and_waits_for_them(
+    writer: tuple[StoreWriter, Seen, Path],
+) -> None:
+    w, seen, path = writer
+    soon(w, seen, 8)
+    assert await w.flush(5.0)  # in the same step: nothing made yet but by flush itself
+    assert stored_ns(path) == [8]
+
+
+async def test_a_soon_write_that_cannot_be_built_is_logged_and_the_others_kept(
+    writer: tuple[StoreWriter, Seen, Path],
+) -> None:
+    w, seen, path = writer
+
+    def broken() -> tuple[NewEvent, ...]:
+        raise ValueError("a bug in the caller")
+
+    soon(w, seen, 1)
+    w.write_soon(broken, operation="events")
+    soon(w, seen, 2)
+    assert await w.flush(5.0)
+    assert stored_ns(path) == [1, 2]
