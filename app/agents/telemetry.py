@@ -64,14 +64,15 @@ def emit_call_event(
     soon: bool = False,
 ) -> None:
     """Emit a provider event attributed to the call's agent/task/session (if known);
-    `soon`: made on the loop's next turn (`EventBus.emit_soon`)."""
-    (bus.emit_soon if soon else bus.emit)(
+    `soon`: made on the loop's next turn (see `EventBus.emit`)."""
+    bus.emit(
         type_,
         source="provider",
         agent=ctx.agent if ctx else None,
         task_id=ctx.task_id if ctx else None,
         session_id=ctx.session_id if ctx else None,
         payload=payload,
+        soon=soon,
     )
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import orjson
@@ -132,46 +133,25 @@ class EventBus:
         session_id: str | None = None,
         payload: dict[str, Any] | None = None,
         ts: float | None = None,
+        soon: bool = False,
     ) -> None:
-        """Record an event; it is stored with the next group commit, then published."""
-        event = self.new_event(
+        """Record an event; it is stored with the next group commit, then published.
+        `soon`: an event announcing work that starts right after it, made on the loop's
+        next turn so the work goes first (`StoreWriter.write_soon`); its `ts` is now."""
+        make = partial(
+            self.new_event,
             type,
             source=source,
             agent=agent,
             task_id=task_id,
             session_id=session_id,
             payload=payload,
-            ts=ts,
+            ts=ts if ts is not None else time.time(),
         )
-        self.writer.write_later(event, operation="events")
-
-    def emit_soon(
-        self,
-        type: str,
-        *,
-        source: str = "service",
-        agent: str | None = None,
-        task_id: str | None = None,
-        session_id: str | None = None,
-        payload: dict[str, Any] | None = None,
-    ) -> None:
-        """`emit`, with the event made on the loop's next turn (`StoreWriter.write_soon`):
-        for an event announcing work that starts right after it. Its `ts` is now."""
-        ts = time.time()
-        self.writer.write_soon(
-            lambda: (
-                self.new_event(
-                    type,
-                    source=source,
-                    agent=agent,
-                    task_id=task_id,
-                    session_id=session_id,
-                    payload=payload,
-                    ts=ts,
-                ),
-            ),
-            operation="events",
-        )
+        if soon:
+            self.writer.write_soon(lambda: (make(),), operation="events")
+        else:
+            self.writer.write_later(make(), operation="events")
 
     async def append(self, event: NewEvent) -> LiveEvent:
         """Store one event and return it (StorageUnavailable: not stored, never will be)."""
