@@ -116,8 +116,7 @@ class LLMClient:
         name, model = provider.name, request.model
         model_label = self._metrics.model_label(model)
         # made with the loop's next turn: the request itself leaves first
-        emit_call_event(
-            self._bus,
+        self._emit(
             "llm.request",
             ctx,
             {
@@ -235,5 +234,7 @@ class LLMClient:
         """A provider event attributed to the call's agent and task (e.g. `llm.delta`)."""
         self._emit(type_, ctx, payload)
 
-    def _emit(self, type_: str, ctx: CallContext, payload: dict[str, object]) -> None:
-        emit_call_event(self._bus, type_, ctx, payload)
+    def _emit(
+        self, type_: str, ctx: CallContext, payload: dict[str, object], *, soon: bool = False
+    ) -> None:
+        emit_call_event(self._bus, type_, ctx, payload, soon=soon)

@@ -3,6 +3,7 @@ payloads (check at the door, repair elsewhere)."""
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 
@@ -99,6 +100,51 @@ def test_normalise_repairs_and_truncates() -> None:
     json.dumps(out, allow_nan=False).encode("utf-8")
     big = jsonsafe.normalise({"x": "y" * 1000}, 256)
     assert big["truncated"] is True and big["original_bytes"] > 256
+
+
+def test_repair_treats_subclasses_keys_and_nesting_as_the_plain_types() -> None:
+    """Plain str/int/float/dict take a shorter path than the rest; both end the same:
+    enum members kept or masked like their values, tuples as lists, keys as text (a
+    surrogate in a key repaired, a secret in one masked), dicts cut at the same depth as
+    lists, ASCII and non-ASCII text alike."""
+
+    class Colour(enum.StrEnum):
+        RED = "sk-abcdefghijkl"
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    deep_dict: object = "x"
+    deep_list: object = "x"
+    for _ in range(40):
+        deep_dict, deep_list = {"k": deep_dict}, [deep_list]
+    out = jsonsafe.repair(
+        {
+            "enum": Colour.RED,
+            "level": Level.HIGH,
+            "tuple": ("a", 1.5, math.inf),
+            7: "seven",
+            "k\ud800": "\u00e9t\u00e9 \ud800 sk-abcdefghijkl",
+            "sk-abcdefghijkl": True,
+            "dict": deep_dict,
+            "list": deep_list,
+        }
+    )
+    assert out["enum"] == REDACTED and out["level"] == 3
+    assert out["tuple"] == ["a", 1.5, None]
+    assert out["7"] == "seven"
+    assert out["k\ufffd"] == f"\u00e9t\u00e9 \ufffd {REDACTED}"
+    assert out[REDACTED] is True
+
+    def depth_of_marker(value: object) -> int:
+        depth = 0
+        while value != jsonsafe.TOO_DEEP:
+            value = value["k"] if isinstance(value, dict) else value[0]  # type: ignore[index]
+            depth += 1
+        return depth
+
+    assert depth_of_marker(out["dict"]) == depth_of_marker(out["list"]) == jsonsafe.MAX_DEPTH - 1
+    json.dumps(out, allow_nan=False).encode("utf-8")
 
 
 def test_decode_stored_never_raises() -> None:
