@@ -31,6 +31,7 @@ from app.agents.waiting import TaskWaiters
 from app.core.config import Settings
 from app.core.eager import create_eager_task
 from app.core.errors import StorageUnavailable
+from app.core.logging import log_context
 from app.core.metrics import Metrics
 from app.events.service import EventBus
 from app.providers.base import Message
@@ -248,7 +249,7 @@ class TaskExecutor:
             emit=self._task_emitter(task),
             remember_session=lambda session_id: self._remember_session(rt, session_id),
         )
-        with structlog.contextvars.bound_contextvars(agent=agent.name, task_id=task.id):
+        with log_context(agent=agent.name, task_id=task.id):
             try:
                 async with asyncio.timeout(task.timeout_s + DEADLINE_BACKSTOP_S):
                     with deadline_scope(deadline):

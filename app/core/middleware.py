@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.core.asgi import scope_header
 from app.core.errors import internal_error, protocol_headers
 from app.core.ids import new_id
+from app.core.logging import log_context
 
 log = structlog.get_logger("bigthree.access")
 errors_log = structlog.get_logger(__name__)
@@ -51,7 +52,7 @@ class RequestContextMiddleware:
                 message["headers"] = headers
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
+        with log_context(request_id=request_id):
             try:
                 await self.app(scope, receive, send_with_id)
             finally:

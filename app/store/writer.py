@@ -74,6 +74,7 @@ class _Unit:
     future: asyncio.Future[list[int]] | None
     urgent: bool = False
     taken: bool = False
+    expires: float = 0.0  # acknowledged: when a still-queued unit is taken back (loop time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,7 @@ class StoreWriter:
         # go out with the loop's next turn
         self._unannounced: list[tuple[_Unit, list[int] | None]] = []
         self._in_flight = False
+        self._expiry: asyncio.TimerHandle | None = None  # one timer for every write's bound
         self._settled: asyncio.Future[None] | None = None  # made when a reader waits
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -173,6 +175,9 @@ class StoreWriter:
         if self._task is not None:
             await self._task
         self._announce()  # committed in a caller's step after the loop's last turn
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
         lost, self._queue = self._queue, []
         if lost:
             self.lost = _summarize(lost)
@@ -211,19 +216,16 @@ class StoreWriter:
             ops, operation, durable=False, on_commit=on_commit, wait=True, urgent=urgent
         )
         assert unit.future is not None
+        loop = asyncio.get_running_loop()
+        unit.expires = loop.time() + self._request_timeout_s
+        if self._expiry is None:
+            self._expiry = loop.call_at(unit.expires, self._expire)
         if urgent and sum(u.urgent for u in self._queue) >= URGENT_BATCH:
             self._commit_now()
-        try:
-            async with asyncio.timeout(self._request_timeout_s):
-                return await asyncio.shield(unit.future)
-        except TimeoutError:
-            if unit.taken:  # in a transaction already: its outcome is the answer
-                return await unit.future
-            self._queue.remove(unit)
-            raise StorageUnavailable(
-                f"the store did not take this write within {self._request_timeout_s:g}s",
-                store=self._health.reason or "busy",
-            ) from None
+        # no timer and no shield per write (two loop hops where one does): `_expire` takes
+        # back what is still queued when its time is up; a cancelled caller's write is
+        # still made, as before, its answer unread
+        return await unit.future
 
     async def write_durable(
         self, *ops: WriteOp, operation: str, on_commit: OnCommit | None = None
@@ -232,7 +234,7 @@ class StoreWriter:
         StorageUnavailable only when shutdown gave up on it."""
         unit = self._enqueue(ops, operation, durable=True, on_commit=on_commit, wait=True)
         assert unit.future is not None
-        return await asyncio.shield(unit.future)
+        return await unit.future  # kept if the caller is cancelled: the queue holds it
 
     def write_later(self, *ops: WriteOp, operation: str, on_commit: OnCommit | None = None) -> None:
         """A durable write nobody waits for (events emitted on hot paths)."""
@@ -281,6 +283,34 @@ class StoreWriter:
         self._idle.clear()
         self._wake.set()
         return unit
+
+    def _expire(self) -> None:
+        """Take back every acknowledged write still queued past its bound (its caller gets
+        StorageUnavailable: not stored, and never will be); one in a transaction already
+        waits for that transaction's outcome. Then wait for the next bound, if any."""
+        self._expiry = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        waiting = [u for u in self._queue if u.future is not None and not u.durable]
+        for unit in waiting:
+            assert unit.future is not None
+            if unit.future.done():  # its caller went away: made anyway, as before
+                continue
+            if unit.expires <= now:
+                self._queue.remove(unit)
+                unit.future.set_exception(
+                    StorageUnavailable(
+                        f"the store did not take this write within {self._request_timeout_s:g}s",
+                        store=self._health.reason or "busy",
+                    )
+                )
+        left = [
+            u.expires
+            for u in self._queue
+            if u.future is not None and not u.durable and not u.future.done()
+        ]
+        if left:
+            self._expiry = loop.call_at(min(left), self._expire)
 
     def _unavailable(self) -> StorageUnavailable:
         h = self._health

@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+import structlog
 from pydantic import ValidationError
 
 from app.core.config import Settings, env_name, is_loopback
-from app.core.logging import REDACTED, redact_secrets
+from app.core.logging import REDACTED, log_context, redact_secrets
 from app.core.metrics import BoundedLabel
 from app.events.hub import SLOW_CONSUMER, Hub
 from app.events.schemas import Event, EventFilter, EventIn
@@ -80,6 +81,25 @@ def test_redaction_masks_secret_keys_and_values() -> None:
     assert out["headers"] == {"Authorization": REDACTED, "accept": "json"}
     assert "sk-abcdefghijklmnop" not in out["note"] and "abcdefghijk" not in out["note"]
     assert out["nested"] == [{"token": REDACTED}]
+
+
+def test_log_context_binds_for_its_scope_and_puts_back_what_was_there() -> None:
+    """Inside: the values are on every line. Outside again: a key bound before has its
+    old value back, and a key that was not bound is gone, nested scopes included."""
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id="outer")
+    try:
+        with log_context(request_id="inner", task_id="t1"):
+            assert structlog.contextvars.get_contextvars() == {
+                "request_id": "inner",
+                "task_id": "t1",
+            }
+            with log_context(task_id="t2"):
+                assert structlog.contextvars.get_contextvars()["task_id"] == "t2"
+            assert structlog.contextvars.get_contextvars()["task_id"] == "t1"
+        assert structlog.contextvars.get_contextvars() == {"request_id": "outer"}
+    finally:
+        structlog.contextvars.clear_contextvars()
 
 
 def test_bounded_label_caps_distinct_values() -> None:
