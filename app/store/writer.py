@@ -291,24 +291,16 @@ class StoreWriter:
         self._expiry = None
         loop = asyncio.get_running_loop()
         now = loop.time()
-        waiting = [u for u in self._queue if u.future is not None and not u.durable]
-        for unit in waiting:
+        for unit in [u for u in self._queue if _answer_awaited(u) and u.expires <= now]:
             assert unit.future is not None
-            if unit.future.done():  # its caller went away: made anyway, as before
-                continue
-            if unit.expires <= now:
-                self._queue.remove(unit)
-                unit.future.set_exception(
-                    StorageUnavailable(
-                        f"the store did not take this write within {self._request_timeout_s:g}s",
-                        store=self._health.reason or "busy",
-                    )
+            self._queue.remove(unit)
+            unit.future.set_exception(
+                StorageUnavailable(
+                    f"the store did not take this write within {self._request_timeout_s:g}s",
+                    store=self._health.reason or "busy",
                 )
-        left = [
-            u.expires
-            for u in self._queue
-            if u.future is not None and not u.durable and not u.future.done()
-        ]
+            )
+        left = [u.expires for u in self._queue if _answer_awaited(u)]
         if left:
             self._expiry = loop.call_at(min(left), self._expire)
 
@@ -510,6 +502,12 @@ class StoreWriter:
         self._health = StoreHealth(available=True)
         if self._on_availability is not None:
             self._on_availability(True)
+
+
+def _answer_awaited(unit: _Unit) -> bool:
+    """An acknowledged write whose caller still waits: bounded by `request_timeout_s`. (A
+    caller that went away cancelled its future: that write is made anyway, as it was.)"""
+    return unit.future is not None and not unit.durable and not unit.future.done()
 
 
 def _summarize(units: list[_Unit]) -> LostWrites:
