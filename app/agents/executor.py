@@ -141,8 +141,10 @@ class TaskExecutor:
             log.error("task_not_recorded", agent=task.agent, task_id=task.id, state=state.value)
             self._signal_finished(task.id)
 
-    def task_event(self, type_: str, task: Task, payload: dict[str, Any]) -> NewEvent:
-        return self._bus.new_event(type_, agent=task.agent, task_id=task.id, payload=payload)
+    def task_event(
+        self, type_: str, task: Task, payload: dict[str, Any], *, ts: float | None = None
+    ) -> NewEvent:
+        return self._bus.new_event(type_, agent=task.agent, task_id=task.id, payload=payload, ts=ts)
 
     def emit_task(self, type_: str, task: Task, payload: dict[str, Any]) -> None:
         self._bus.emit(type_, agent=task.agent, task_id=task.id, payload=payload)
@@ -230,9 +232,7 @@ class TaskExecutor:
         self._writer.write_soon(
             lambda: (
                 TaskStarted(task.id, started),
-                self._bus.new_event(
-                    "task.running", agent=task.agent, task_id=task.id, payload=running, ts=started
-                ),
+                self.task_event("task.running", task, running, ts=started),
             ),
             operation="task_running",
             on_commit=stored,

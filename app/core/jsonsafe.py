@@ -118,13 +118,17 @@ def _repair(value: Any, depth: int) -> Any:
     if kind is float:
         return value if math.isfinite(value) else None
     if kind is dict and depth < MAX_DEPTH:
-        return {
-            _text(k if type(k) is str else str(k)): _repair(v, depth + 1) for k, v in value.items()
-        }
+        return _repair_dict(value, depth)
     return _repair_other(value, depth)
 
 
+def _repair_dict(value: dict[Any, Any], depth: int) -> dict[str, Any]:
+    return {_text(k if type(k) is str else str(k)): _repair(v, depth + 1) for k, v in value.items()}
+
+
 def _repair_other(value: Any, depth: int) -> Any:
+    """Subclasses of the plain types (enum members kept or masked like their values),
+    lists and tuples, containers past the depth limit, and any other object (its text)."""
     if isinstance(value, str):
         return _text(value)
     if isinstance(value, bool | int):
@@ -135,7 +139,7 @@ def _repair_other(value: Any, depth: int) -> Any:
         if depth >= MAX_DEPTH:
             return TOO_DEEP
         if isinstance(value, dict):
-            return {_text(str(k)): _repair(v, depth + 1) for k, v in value.items()}
+            return _repair_dict(value, depth)
         return [_repair(v, depth + 1) for v in value]
     return _text(str(value))
 
