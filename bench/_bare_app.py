@@ -1,8 +1,9 @@
-"""Bare ASGI apps for the `/health` baseline, served under the service's uvicorn settings.
+"""Bare ASGI apps for the benchmark's floors, served under the service's uvicorn settings.
 
     python -m bench._bare_app --kind fastapi --port 8123
     python -m bench._bare_app --kind asgi --port 8124
     python -m bench._bare_app --kind broadcast --port 8126
+    python -m bench._bare_app --kind proxy --port 8127 --upstream http://127.0.0.1:8125
 
 `serve()` builds the same `uvicorn.Config` as `app.server.run_server` (single worker, loop and
 HTTP implementation left on "auto", no access log, no log config, lifespan on), so the only
@@ -14,9 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 
+import aiohttp
 import uvicorn
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.server import uvicorn_config
 from bench._asgi import send_json, serve_lifespan
@@ -76,16 +78,57 @@ def broadcast_app() -> FastAPI:
     return app
 
 
-def serve(kind: str, host: str, port: int) -> None:
+def proxy_app(upstream: str) -> ASGIApp:
+    """The floor of a task with a provider call: the least any service on this stack (uvicorn,
+    aiohttp) does for one — each POST's body forwarded to `upstream` at the same path through
+    one pooled aiohttp session, the upstream's answer returned as it came. Nothing stored, no
+    events, no validation."""
+    sessions: list[aiohttp.ClientSession] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await serve_lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/health":
+            await send_json(send, _OK)
+            return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        if not sessions:  # made on the running loop
+            sessions.append(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)))
+        headers = {"content-type": "application/json"}
+        async with sessions[0].post(upstream + scope["path"], data=body, headers=headers) as r:
+            answer = await r.read()
+            status = r.status
+        await send_json(send, answer, status)
+
+    return app
+
+
+def serve(kind: str, host: str, port: int, upstream: str | None = None) -> None:
     apps = {"fastapi": fastapi_app, "broadcast": broadcast_app}
-    app = apps[kind]() if kind in apps else raw_asgi_app
+    if kind == "proxy":
+        if upstream is None:
+            raise SystemExit("--kind proxy needs --upstream")
+        app: ASGIApp = proxy_app(upstream)
+    else:
+        app = apps[kind]() if kind in apps else raw_asgi_app
     uvicorn.Server(uvicorn_config(app, host=host, port=port)).run()  # the service's settings
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="bare /health app for the benchmark")
-    parser.add_argument("--kind", choices=["fastapi", "asgi", "broadcast"], default="fastapi")
+    parser = argparse.ArgumentParser(description="a bare app for the benchmark's floors")
+    parser.add_argument(
+        "--kind", choices=["fastapi", "asgi", "broadcast", "proxy"], default="fastapi"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--upstream", help="proxy: where requests go (http://host:port)")
     args = parser.parse_args()
-    serve(args.kind, args.host, args.port)
+    serve(args.kind, args.host, args.port, args.upstream)

@@ -450,6 +450,20 @@ def hot_rows(
     return rows
 
 
+def _proxied_calls(tmp: Path, stub_url: str) -> Latencies:
+    """The 50-client row's floor on this machine: the same 50 calls at once through a bare
+    proxy (`bench._bare_app`, kind `proxy`) on the service's CPU — what uvicorn and aiohttp
+    alone cost a burst, before any work of the service's own (bench/README.md, run 15)."""
+    from bench.run import start_bare
+
+    proxy = start_bare(tmp, "proxy", upstream=stub_url)
+    pin(proxy.popen.pid, 0)
+    try:
+        return asyncio.run(direct_calls(proxy.url, "lat-200", 50, 500))
+    finally:
+        proxy.stop()
+
+
 def _task_rows(tmp: Path, stub_url: str, seconds: int) -> list[Row]:
     rows: list[Row] = []
     # sequential overhead, 0 ms upstream
@@ -483,6 +497,7 @@ def _task_rows(tmp: Path, stub_url: str, seconds: int) -> list[Row]:
         # ten rounds of 50 (the first is left out as warm-up): three rounds moved the p50
         # by ±10 ms from run to run
         direct50 = asyncio.run(direct_calls(stub_url, "lat-200", 50, 500))
+        proxied50 = _proxied_calls(tmp, stub_url)
         c50 = asyncio.run(task_latencies(svc.url, "lat-200", 50, 500, "c50"))
         rows += [
             Row(
@@ -490,6 +505,14 @@ def _task_rows(tmp: Path, stub_url: str, seconds: int) -> list[Row]:
                 ms(direct50.p50),
                 ms(direct50.p99),
                 details=f"n={len(direct50.samples)}",
+            ),
+            Row(
+                "floor: 50 calls through a bare proxy @ 200 ms: overhead",
+                ms(proxied50.p50 - direct50.p50),
+                ms(proxied50.p99 - direct50.p99),
+                ratio(proxied50.p50, direct50.p50),
+                f"n={len(proxied50.samples)}; raw ASGI app → aiohttp → stub, pinned like the "
+                "service; stores nothing",
             ),
             Row(
                 "50 clients @ 200 ms: **overhead**",

@@ -492,10 +492,11 @@ def started(proc: Proc) -> Iterator[Proc]:
         proc.stop()
 
 
-def start_bare(tmp: Path, kind: str) -> Proc:
+def start_bare(tmp: Path, kind: str, upstream: str | None = None) -> Proc:
     port = free_port()
+    forward = ["--upstream", upstream] if upstream else []
     return start_process(
-        [sys.executable, "-m", "bench._bare_app", "--kind", kind, "--port", str(port)],
+        [sys.executable, "-m", "bench._bare_app", "--kind", kind, "--port", str(port), *forward],
         url=f"http://127.0.0.1:{port}",
         health_path="/health",
         env={"PYTHONPATH": str(ROOT)},
