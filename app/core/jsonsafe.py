@@ -99,6 +99,9 @@ JsonInt = Annotated[int, Strict(False)]
 
 
 def _text(text: str) -> str:
+    masked = REDACTOR.memo.get(text)
+    if masked is not None:  # seen before, and ASCII (the memo holds no other): nothing to repair
+        return masked
     if not text.isascii():  # (ASCII is known without a scan) no surrogate can hide in it
         try:
             text.encode("utf-8")

@@ -22,9 +22,9 @@ from typing import Any
 from pydantic import SecretStr
 
 REDACTED = "***"
-# short strings are masked once and the answer kept (event payload keys and values such as
-# "provider", "openai" or "input_tokens" recur in every event; each mask is two regex
-# passes); the memo is emptied when full, and replaced whenever a secret is learnt
+# short ASCII strings are masked once and the answer kept (event payload keys and values
+# such as "provider", "openai" or "input_tokens" recur in every event; each mask is two
+# regex passes); the memo is emptied when full, and replaced whenever a secret is learnt
 MEMO_MAX_CHARS = 64
 MEMO_ENTRIES = 4096
 # configured secrets shorter than this are not masked by value (they would mask ordinary
@@ -50,7 +50,11 @@ class Redactor:
     def __init__(self) -> None:
         self._secrets: set[str] = set()
         self._known: re.Pattern[str] | None = None
-        self._memo: dict[str, str] = {}
+        # short ASCII strings masked already, text -> masked; read by `jsonsafe` before
+        # anything else (nearly every string of an event payload is one of these: ASCII, so
+        # no lone surrogate to repair); replaced, never changed in place, when a secret is
+        # learnt
+        self.memo: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def add(self, secrets: Iterable[str]) -> None:
@@ -64,12 +68,12 @@ class Redactor:
             self._known = re.compile("|".join(re.escape(s) for s in ordered))
             # after the pattern: a reader that finds the new memo also finds the new
             # pattern, and an answer masked without it lands in the memo let go here
-            self._memo = {}
+            self.memo = {}
 
     def text(self, value: str) -> str:
-        if len(value) > MEMO_MAX_CHARS:
+        if len(value) > MEMO_MAX_CHARS or not value.isascii():
             return self._mask(value, self._known)
-        memo = self._memo  # before the pattern (see `add`)
+        memo = self.memo  # before the pattern (see `add`)
         masked = memo.get(value)
         if masked is None:
             masked = self._mask(value, self._known)

@@ -15,6 +15,7 @@ from app.core.redaction import (
     MEMO_ENTRIES,
     MEMO_MAX_CHARS,
     REDACTED,
+    REDACTOR,
     Redactor,
     redact,
     remember_secrets,
@@ -54,11 +55,24 @@ def test_the_memo_stays_bounded_and_long_text_is_masked_alike() -> None:
     redactor.add(["configured-key-0123456789"])
     for n in range(MEMO_ENTRIES * 3):
         assert redactor.text(f"word {n}") == f"word {n}"
-    assert 0 < len(redactor._memo) <= MEMO_ENTRIES
+    assert 0 < len(redactor.memo) <= MEMO_ENTRIES
     long_text = "x" * MEMO_MAX_CHARS + " configured-key-0123456789 Bearer abcdefgh"
     assert redactor.text(long_text) == "x" * MEMO_MAX_CHARS + f" {REDACTED} Bearer {REDACTED}"
-    assert long_text not in redactor._memo
+    assert long_text not in redactor.memo
 
+
+
+def test_payload_repair_answers_from_the_memo_yet_repairs_and_masks_as_before() -> None:
+    """Payload repair takes a string the redactor masked before straight from its memo: a
+    lone surrogate the logger's path masked first is still repaired (the memo keeps ASCII
+    text only), and a secret learnt after a string was remembered is masked the next time."""
+    broken = "x\ud800y"
+    assert REDACTOR.text(broken) == broken  # how log lines are masked: no repair there
+    assert jsonsafe.repair({"k": broken}) == {"k": "x\ufffdy"}
+    secret = "learnt-after-a-payload-0123456789"
+    assert jsonsafe.repair({secret: secret}) == {secret: secret}
+    remember_secrets([SecretStr(secret)])
+    assert jsonsafe.repair({secret: [secret]}) == {REDACTED: [REDACTED]}
 
 @pytest.mark.parametrize(
     ("value", "why"),
