@@ -67,7 +67,7 @@ tasks = Table(
     "tasks",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column("agent_id", String(32), nullable=False, index=True),
+    Column("agent_id", String(32), nullable=False),
     Column("agent_name", String(64), nullable=False),
     Column("state", String(16), nullable=False, index=True),
     Column("prompt", Text, nullable=False),
@@ -92,6 +92,14 @@ tasks = Table(
 )
 # PostgreSQL numbers tasks (their FIFO order) from this sequence (SQLite: its one process)
 tasks_order_seq = Sequence("tasks_order_seq", metadata=metadata)
+# an agent's tasks, newest first (its listing; a chat agent's history, read at its first
+# task): found in order, with no sort, and never through the state index, which the planner
+# could take without statistics, scanning every succeeded task (bench/README.md, run 15)
+Index("ix_tasks_agent_order", tasks.c.agent_id, tasks.c.order_key)
+# the newest tasks of all (`GET /v1/tasks`): read from the end, not sorted whole. (Not
+# `(state, order_key)` for the state index: it would tie with the one above for an agent's
+# succeeded tasks, and the planner took it.)
+Index("ix_tasks_order", tasks.c.order_key)
 # the claim query's: each agent's unfinished tasks in order
 Index(
     "ix_tasks_unfinished",
