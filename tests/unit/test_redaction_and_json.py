@@ -61,7 +61,6 @@ def test_the_memo_stays_bounded_and_long_text_is_masked_alike() -> None:
     assert long_text not in redactor.memo
 
 
-
 def test_payload_repair_answers_from_the_memo_yet_repairs_and_masks_as_before() -> None:
     """Payload repair takes a string the redactor masked before straight from its memo: a
     lone surrogate the logger's path masked first is still repaired (the memo keeps ASCII
@@ -73,6 +72,7 @@ def test_payload_repair_answers_from_the_memo_yet_repairs_and_masks_as_before() 
     assert jsonsafe.repair({secret: secret}) == {secret: secret}
     remember_secrets([SecretStr(secret)])
     assert jsonsafe.repair({secret: [secret]}) == {REDACTED: [REDACTED]}
+
 
 @pytest.mark.parametrize(
     ("value", "why"),
