@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -45,10 +46,10 @@ def text_frame(payload: bytes) -> bytes:
 
 
 class DirectSocket(Protocol):
-    def write_now(self, payload: bytes, frame: bytes) -> tuple[int, int] | None:
-        """Send the text message `payload` at once; `frame` is `text_frame(payload)`. The
-        bytes written and the bytes the connection still holds unsent, or None when it is
-        closing."""
+    def write_now(self, messages: Sequence[tuple[bytes, bytes]]) -> tuple[list[int], int] | None:
+        """Send the text messages at once, in one write, each `(payload, frame)` where
+        `frame` is `text_frame(payload)`. The bytes each took on the wire, and the bytes the
+        connection still holds unsent; None when it is closing."""
 
     def close_now(self, code: int, reason: str) -> None:
         """Queue the close frame behind what is unsent, without waiting; the app's
@@ -179,14 +180,19 @@ class PromptCloseProtocol(WebSocketsSansIOProtocol):
         if closing and self.close_sent and not self.transport.is_closing():
             self._abort_unless_answered()
 
-    def write_now(self, payload: bytes, frame: bytes) -> tuple[int, int] | None:
+    def write_now(self, messages: Sequence[tuple[bytes, bytes]]) -> tuple[list[int], int] | None:
         if self.close_sent or self.transport.is_closing():
             return None
         if self.conn.extensions:  # permessage-deflate: framed (and compressed) per connection
-            self.conn.send_text(payload)
-            frame = b"".join(self.conn.data_to_send())
-        self.transport.write(frame)
-        return len(frame), self.transport.get_write_buffer_size()
+            frames = []
+            for payload, _ in messages:
+                self.conn.send_text(payload)
+                frames.append(b"".join(self.conn.data_to_send()))
+        else:
+            frames = [frame for _, frame in messages]
+        # one system call for the lot: a commit's events reach a subscriber together
+        self.transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+        return [len(frame) for frame in frames], self.transport.get_write_buffer_size()
 
     def close_now(self, code: int, reason: str) -> None:
         if self.close_sent or self.transport.is_closing() or not self.handshake_complete:

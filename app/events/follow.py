@@ -113,8 +113,8 @@ class LogFollower:
             page = await self._repository.read(after_seq=self._last, limit=PAGE)
             if page and self._on_batch is not None:
                 await self._on_batch(page)  # read models first: a subscriber may ask them
-            for event in page:
-                self._hub.publish(event)
+            if page:
+                self._hub.publish(page)
             if page:
                 async with self._delivered:
                     self._last = page[-1].seq

@@ -1,7 +1,8 @@
 """Fan-out of live events to subscribers, each with its own bounded queue.
 
-Publishing never waits: an event goes into every matching subscriber's queue with
-`offer`. A subscriber whose buffer is full is *dropped*: it is closed with close code
+Publishing never waits: the events of one commit go, in order, into every matching
+subscriber's queue with `offer` (handed over together, so a WebSocket writes them in one
+system call). A subscriber whose buffer is full is *dropped*: it is closed with close code
 `SLOW_CONSUMER` so the WebSocket handler can close it and tell the client which
 seq to resume from. Slow readers therefore never block publishers or each other.
 """
@@ -10,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from app.events.schemas import EventFilter, LiveEvent
 
 SLOW_CONSUMER = 4008  # app-defined close code: reconnect with after_seq=<last seq received>
 GOING_AWAY = 1001  # RFC 6455: the server is shutting down
+
+# takes events in order; False when its reader has fallen too far behind
+Sink = Callable[[Sequence[LiveEvent]], bool]
 
 
 class Subscription:
@@ -38,28 +42,29 @@ class Subscription:
         self._limit = limit
         self._events: deque[LiveEvent] | None = None  # ~0.6 KiB even empty: made on demand
         self._waiter: asyncio.Future[None] | None = None
-        self._sink: Callable[[LiveEvent], bool] | None = None
+        self._sink: Sink | None = None
 
-    def offer(self, event: LiveEvent) -> bool:
-        """Buffer `event` (or hand it to the sink); False when the buffer is full (nothing
-        buffered) or the sink's reader has fallen too far behind."""
+    def offer(self, events: Sequence[LiveEvent]) -> bool:
+        """Buffer `events`, in order (or hand them to the sink); False when the buffer
+        fills up (the subscriber is dropped then, with what it buffered) or the sink's
+        reader has fallen too far behind."""
         if self._sink is not None:
-            return self._sink(event)
+            return self._sink(events)
         if self._events is None:
             self._events = deque()
-        elif len(self._events) >= self._limit:
-            return False
-        self._events.append(event)
+        for event in events:
+            if len(self._events) >= self._limit:
+                return False
+            self._events.append(event)
         self._wake()
         return True
 
-    def deliver_to(self, sink: Callable[[LiveEvent], bool]) -> bool:
-        """From now on hand each event to `sink` when it is published instead of buffering
-        it, starting with those buffered so far; False (the sink refused one) means the
-        reader is too slow already."""
-        while self._events:
-            if not sink(self._events.popleft()):
-                return False
+    def deliver_to(self, sink: Sink) -> bool:
+        """From now on hand the events to `sink` when they are published instead of
+        buffering them, starting with those buffered so far; False (the sink refused them)
+        means the reader is too slow already."""
+        if self._events and not sink(list(self._events)):
+            return False
         self._events = None
         self._sink = sink
         return True
@@ -123,11 +128,18 @@ class Hub:
     def subscriber_count(self) -> int:
         return len(self._subs)
 
-    def publish(self, event: LiveEvent) -> None:
+    def publish(self, events: Sequence[LiveEvent]) -> None:
+        """Offer each subscriber the events (one commit's, in seq order) it asked for."""
+        only = events[0] if len(events) == 1 else None  # one event to many: no list each
         for sub in list(self._subs):
-            if sub.close_code is not None or not sub.where.matches(event):
+            if sub.close_code is not None:
                 continue
-            if not sub.offer(event):
+            where = sub.where
+            if only is not None:
+                matching = events if where.matches(only) else ()
+            else:
+                matching = [event for event in events if where.matches(event)]
+            if matching and not sub.offer(matching):
                 self.drop(sub)
 
     def drop(self, sub: Subscription) -> None:

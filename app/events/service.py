@@ -173,10 +173,10 @@ class EventBus:
 
     def _published(self, committed: Committed) -> None:
         follower = self._follower
-        for seq, new in committed:
-            event = live_event(seq, new)
-            if follower is None:
-                self.hub.publish(event)
+        events = [live_event(seq, new) for seq, new in committed]
+        if follower is None and events:
+            self.hub.publish(events)
+        for event in events:
             for listener in self._listeners:
                 listener(event)
         if follower is not None and committed:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -71,29 +72,36 @@ def parse_stream_params(conn: HTTPConnection) -> tuple[int, EventFilter]:
 
 
 class WireCache:
-    """One event's bytes and frame, made once while the hub hands it to every subscriber
-    (the publish loop offers one event to all of them before the next)."""
+    """Each event's bytes and frame, made once while the hub hands a commit's events to
+    every subscriber: kept for the latest events (at most `KEEP`; all let go when full, the
+    next publish makes its own again), by the event's JSON text — not by seq, which two
+    stores in one process (tests, benchmarks) both give."""
 
-    __slots__ = ("_event", "_wire")
+    KEEP = 256
+
+    __slots__ = ("_wires",)
 
     def __init__(self) -> None:
-        self._event: LiveEvent | None = None
-        self._wire = (b"", b"")
+        self._wires: dict[str, tuple[bytes, bytes]] = {}
 
     def wire(self, event: LiveEvent) -> tuple[bytes, bytes]:
-        if event is not self._event:
+        wire = self._wires.get(event.frame)
+        if wire is None:
+            if len(self._wires) >= self.KEEP:
+                self._wires.clear()
             payload = event.frame.encode()
-            self._event, self._wire = event, (payload, text_frame(payload))
-        return self._wire
+            wire = self._wires[event.frame] = (payload, text_frame(payload))
+        return wire
 
 
 WIRE = WireCache()
 
 
 class LiveWriter:
-    """A subscription's sink: writes each live event to the connection at once, skipping
-    those the backlog already sent, and refuses (the hub then drops the subscriber) once
-    more than `limit` events are written but not yet taken by the client."""
+    """A subscription's sink: writes the live events to the connection at once (a commit's
+    in one write), skipping those the backlog already sent, and refuses (the hub then drops
+    the subscriber) once more than `limit` events are written but not yet taken by the
+    client."""
 
     __slots__ = ("_ends", "_last_seq", "_limit", "_socket", "_written")
 
@@ -105,20 +113,25 @@ class LiveWriter:
         # where each unsent event ends, counted in bytes written; None while nothing waits
         self._ends: list[int] | None = None
 
-    def __call__(self, event: LiveEvent) -> bool:
-        if event.seq <= self._last_seq:
+    def __call__(self, events: Sequence[LiveEvent]) -> bool:
+        last = self._last_seq
+        fresh = [event for event in events if event.seq > last]
+        if not fresh:
             return True
-        self._last_seq = event.seq
-        outcome = self._socket.write_now(*WIRE.wire(event))
+        self._last_seq = fresh[-1].seq
+        outcome = self._socket.write_now([WIRE.wire(event) for event in fresh])
         if outcome is None:  # closing: the handler is about to end
             return True
-        written, unsent = outcome
-        self._written += written
+        sizes, unsent = outcome
+        start = self._written
+        self._written += sum(sizes)
         if unsent == 0:
             self._ends = None
             return True
         ends = self._ends if self._ends is not None else []
-        ends.append(self._written)
+        for size in sizes:
+            start += size
+            ends.append(start)
         del ends[: bisect.bisect_right(ends, self._written - unsent)]
         self._ends = ends
         return len(ends) <= self._limit
@@ -245,5 +258,5 @@ def _answer(message: Message, socket: DirectSocket) -> int | None:
     except ValueError:
         return 1007
     if isinstance(frame, dict) and frame.get("type") == "ping":
-        socket.write_now(PONG, PONG_FRAME)
+        socket.write_now([(PONG, PONG_FRAME)])
     return _READ_ON

@@ -164,7 +164,7 @@ def test_hub_drops_a_full_subscriber_and_keeps_others() -> None:
         slow = hub.subscribe(EventFilter())
         fast = hub.subscribe(EventFilter())
         for seq in range(1, 4):
-            hub.publish(_event(seq))
+            hub.publish([_event(seq)])
             assert (await fast.next()) == _event(seq)
         assert slow.close_code == SLOW_CONSUMER and slow.closed
         assert await slow.next() is None

@@ -6,6 +6,7 @@ so ahead of everything else queued on the loop (in a burst, the other requests a
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 from app.agents.kinds.base import RunContext
@@ -37,10 +38,11 @@ async def test_a_task_has_begun_when_its_queued_event_is_published(tmp_path: Pat
     hub = Hub(100)
     began_at_publish: dict[str, bool] = {}
 
-    def at_publish(event: LiveEvent) -> bool:
+    def at_publish(events: Sequence[LiveEvent]) -> bool:
         # called inside the writer's commit step, right after the commit's callbacks
-        assert event.task_id is not None
-        began_at_publish[event.task_id] = event.task_id in runner.began
+        for event in events:
+            assert event.task_id is not None
+            began_at_publish[event.task_id] = event.task_id in runner.began
         return True
 
     hub.subscribe(EventFilter(type="task.queued")).deliver_to(at_publish)
@@ -67,7 +69,7 @@ async def test_a_burst_of_submits_starts_before_it_is_acknowledged(tmp_path: Pat
     hub = Hub(100)
     published: list[str] = []
     hub.subscribe(EventFilter(type="task.queued")).deliver_to(
-        lambda event: published.append(event.type) is None
+        lambda events: published.extend(event.type for event in events) is None
     )
     names = [f"a{i}" for i in range(URGENT_BATCH)]
     async with running_manager(
