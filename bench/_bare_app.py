@@ -21,7 +21,7 @@ from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.server import uvicorn_config
-from bench._asgi import send_json, serve_lifespan
+from bench._asgi import not_http, read_body, send_json
 
 _OK = json.dumps({"status": "ok"}).encode()
 
@@ -37,10 +37,7 @@ def fastapi_app() -> FastAPI:
 
 
 async def raw_asgi_app(scope: Scope, receive: Receive, send: Send) -> None:
-    if scope["type"] == "lifespan":
-        await serve_lifespan(receive, send)
-        return
-    if scope["type"] != "http":
+    if await not_http(scope, receive, send):
         return
     found = scope["path"] == "/health"
     await send_json(send, _OK if found else b'{"detail":"Not Found"}', 200 if found else 404)
@@ -86,20 +83,12 @@ def proxy_app(upstream: str) -> ASGIApp:
     sessions: list[aiohttp.ClientSession] = []
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await serve_lifespan(receive, send)
-            return
-        if scope["type"] != "http":
+        if await not_http(scope, receive, send):
             return
         if scope["path"] == "/health":
             await send_json(send, _OK)
             return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+        body = await read_body(receive)
         if not sessions:  # made on the running loop
             sessions.append(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)))
         headers = {"content-type": "application/json"}

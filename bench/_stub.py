@@ -17,7 +17,7 @@ import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from app.server import uvicorn_config
-from bench._asgi import send_json, serve_lifespan
+from bench._asgi import not_http, read_body, send_json
 
 _HEADERS = [(b"content-type", b"application/json"), (b"x-request-id", b"req_stub")]
 _BODIES: dict[str, bytes] = {}
@@ -50,21 +50,13 @@ def _latency_s(model: str) -> float:
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
-    if scope["type"] == "lifespan":
-        await serve_lifespan(receive, send)
+    if await not_http(scope, receive, send):
         return
-    if scope["type"] != "http":
-        return
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            break
+    request = await read_body(receive)
     if scope["path"] == "/health":
         body = b'{"status":"ok"}'
     else:
-        model = json.loads(b"".join(chunks) or b"{}").get("model", "lat-0")
+        model = json.loads(request or b"{}").get("model", "lat-0")
         latency = _latency_s(model)
         if latency:
             await asyncio.sleep(latency)
