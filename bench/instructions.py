@@ -38,7 +38,7 @@ _SUMMARY = re.compile(r"^summary:\s+(\d+)", re.MULTILINE)
 _LINE = re.compile(r"^\s*([\d,]+)\s+\([^)]*\)\s+\S+\s+\[(.+?)\]\s*$")
 
 
-def _start(tree: Path, rounds: int, out: Path) -> subprocess.Popen[bytes]:
+def _start(tree: Path, rounds: int, out: Path, log: Path) -> subprocess.Popen[bytes]:
     command = [
         "valgrind",
         "--tool=callgrind",
@@ -50,9 +50,8 @@ def _start(tree: Path, rounds: int, out: Path) -> subprocess.Popen[bytes]:
         str(rounds),
     ]
     env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(tree)}
-    return subprocess.Popen(
-        command, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    with log.open("wb") as sink:  # a file, not a pipe: two runs are waited for in turn
+        return subprocess.Popen(command, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=sink)
 
 
 def _total(out: Path) -> int:
@@ -88,11 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with tempfile.TemporaryDirectory() as name:
         short, long = Path(name) / "short.out", Path(name) / "long.out"
-        runs = [_start(args.tree, 1, short), _start(args.tree, 1 + args.rounds, long)]
-        for run in runs:
-            _, err = run.communicate()
-            if run.returncode != 0:
-                print(err.decode(errors="replace")[-2000:], file=sys.stderr)
+        logs = [Path(name) / "short.log", Path(name) / "long.log"]
+        runs = [
+            _start(args.tree, 1, short, logs[0]),
+            _start(args.tree, 1 + args.rounds, long, logs[1]),
+        ]
+        for run, log in zip(runs, logs, strict=True):
+            if run.wait() != 0:
+                print(log.read_text(errors="replace")[-2000:], file=sys.stderr)
                 return 1
         tasks = args.rounds * AGENTS
         per_task = (_total(long) - _total(short)) / tasks

@@ -115,7 +115,6 @@ class LogFollower:
                 await self._on_batch(page)  # read models first: a subscriber may ask them
             if page:
                 self._hub.publish(page)
-            if page:
                 async with self._delivered:
                     self._last = page[-1].seq
                     self._delivered.notify_all()

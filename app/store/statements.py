@@ -44,26 +44,22 @@ class Prepared:
 
     sql: str
     names: tuple[str, ...]
-    # the names' values in order, taken in one C call (a generator costs a resumption per
-    # name; ~6 statements of ~9 names each per task)
-    _take: Callable[[Mapping[str, object]], tuple[object, ...]] = field(
+    # the names' values in order, taken in one C call where there are several (a generator
+    # costs a resumption per name: ~50 names per task; bench/README.md, run 15)
+    _take: Callable[[Mapping[str, object]], tuple[object, ...]] | None = field(
         init=False, repr=False, compare=False
     )
 
     def __post_init__(self) -> None:
-        take: Callable[[Mapping[str, object]], tuple[object, ...]]
-        if len(self.names) > 1:
-            take = itemgetter(*self.names)
-        elif self.names:
-            only = itemgetter(self.names[0])
-            take = lambda values: (only(values),)  # noqa: E731 - one name: itemgetter gives no tuple
-        else:
-            take = lambda values: ()  # noqa: E731
+        # `itemgetter` of one name gives its value, not a tuple: those few go by `params`
+        take = itemgetter(*self.names) if len(self.names) > 1 else None
         object.__setattr__(self, "_take", take)
 
     def params(self, values: Mapping[str, object]) -> tuple[object, ...]:
         """The positional parameters for one row (keys the statement does not bind are unused)."""
-        return self._take(values)
+        if self._take is not None:
+            return self._take(values)
+        return tuple(values[name] for name in self.names)
 
 
 def prepare(statement: ClauseElement, dialect: Dialect) -> Prepared:

@@ -2,7 +2,8 @@
 history) by `(agent_id, order_key)`, which replaces the index on `agent_id` alone, and all
 tasks newest first (`GET /v1/tasks`) by `order_key`. Without them SQLite sorted every task
 of the agent, or of the store, for each page, and could pick the state index for an agent's
-succeeded tasks (a scan of all of them); with 200,000 tasks: 21 ms and 92 ms, then 0.2 ms.
+succeeded tasks (a scan of all of them). With 200,000 tasks: an agent's history 0.3 ms (21 ms
+through the state index) and the newest 50 tasks 92 ms before, 0.03 and 0.1 ms after.
 
 Revision ID: 0007
 Revises: 0006
