@@ -57,6 +57,10 @@ _STATUS_TYPES = {
 }
 
 
+# the statuses `protocol_headers` adds to (any other needs nothing looked at)
+PROTOCOL_HEADER_STATUSES = frozenset({401, *DEFAULT_RETRY_AFTER_S})
+
+
 def protocol_headers(status: int, present: Iterable[bytes]) -> list[tuple[bytes, bytes]]:
     """Headers a response with `status` must carry but lacks (`present`: lower-case names)."""
     names = set(present)

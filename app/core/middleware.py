@@ -7,6 +7,7 @@ Pure ASGI (not BaseHTTPMiddleware) so streaming bodies and WebSockets pass untou
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 
@@ -15,9 +16,9 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.asgi import scope_header
-from app.core.errors import internal_error, protocol_headers
+from app.core.errors import PROTOCOL_HEADER_STATUSES, internal_error, protocol_headers
 from app.core.ids import new_id
-from app.core.logging import log_context
+from app.core.logging import log_context, logs_at
 
 log = structlog.get_logger("bigthree.access")
 errors_log = structlog.get_logger(__name__)
@@ -48,7 +49,8 @@ class RequestContextMiddleware:
                 status_code = message["status"]
                 headers = list(message.get("headers") or [])
                 headers.append((b"x-request-id", request_id.encode()))
-                headers += protocol_headers(status_code, (k.lower() for k, _ in headers))
+                if status_code in PROTOCOL_HEADER_STATUSES:
+                    headers += protocol_headers(status_code, (k.lower() for k, _ in headers))
                 message["headers"] = headers
             await send(message)
 
@@ -56,7 +58,11 @@ class RequestContextMiddleware:
             try:
                 await self.app(scope, receive, send_with_id)
             finally:
-                if scope["type"] == "http" and scope["path"] not in ("/health", "/metrics"):
+                if (
+                    scope["type"] == "http"
+                    and scope["path"] not in ("/health", "/metrics")
+                    and logs_at(logging.INFO)
+                ):
                     log.info(
                         "request",
                         method=scope["method"],

@@ -7,11 +7,16 @@ import json
 from pathlib import Path
 
 import pytest
-import structlog
 from pydantic import ValidationError
 
 from app.core.config import Settings, env_name, is_loopback
-from app.core.logging import REDACTED, log_context, redact_secrets
+from app.core.logging import (
+    REDACTED,
+    bound_log_context,
+    log_context,
+    merge_log_context,
+    redact_secrets,
+)
 from app.core.metrics import BoundedLabel
 from app.events.hub import SLOW_CONSUMER, Hub
 from app.events.schemas import Event, EventFilter, EventIn
@@ -86,20 +91,24 @@ def test_redaction_masks_secret_keys_and_values() -> None:
 def test_log_context_binds_for_its_scope_and_puts_back_what_was_there() -> None:
     """Inside: the values are on every line. Outside again: a key bound before has its
     old value back, and a key that was not bound is gone, nested scopes included."""
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(request_id="outer")
-    try:
+    assert bound_log_context() == {}
+    with log_context(request_id="outer"):
         with log_context(request_id="inner", task_id="t1"):
-            assert structlog.contextvars.get_contextvars() == {
-                "request_id": "inner",
-                "task_id": "t1",
-            }
+            assert bound_log_context() == {"request_id": "inner", "task_id": "t1"}
             with log_context(task_id="t2"):
-                assert structlog.contextvars.get_contextvars()["task_id"] == "t2"
-            assert structlog.contextvars.get_contextvars()["task_id"] == "t1"
-        assert structlog.contextvars.get_contextvars() == {"request_id": "outer"}
-    finally:
-        structlog.contextvars.clear_contextvars()
+                assert bound_log_context() == {"request_id": "inner", "task_id": "t2"}
+            assert bound_log_context()["task_id"] == "t1"
+        assert bound_log_context() == {"request_id": "outer"}
+    assert bound_log_context() == {}
+
+
+def test_a_line_carries_the_bound_values_under_its_own_keys() -> None:
+    """`merge_log_context` adds what `log_context` bound to a line (the processor chain's
+    step), and a key the line sets itself keeps the line's value."""
+    with log_context(request_id="r1", task_id="t1"):
+        line = merge_log_context(None, "info", {"event": "x", "task_id": "mine"})
+    assert line == {"event": "x", "request_id": "r1", "task_id": "mine"}
+    assert merge_log_context(None, "info", {"event": "y"}) == {"event": "y"}
 
 
 def test_bounded_label_caps_distinct_values() -> None:
