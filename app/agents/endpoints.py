@@ -87,9 +87,7 @@ def _json(task: Task, status_code: int = 200) -> Response:
 async def submit_task(
     name: AgentName, spec: TaskCreate, manager: ManagerDep, wait: Wait = 0
 ) -> Response:
-    task = await manager.submit(name, spec, wait_s=wait)
-    finished = wait > 0 and task.state.finished
-    return _json(task, status.HTTP_200_OK if finished else status.HTTP_202_ACCEPTED)
+    return _submitted(await manager.submit(name, spec, wait_s=wait), wait)
 
 
 @router.get("/agents/{name}/tasks", response_model=TaskList, responses=problems(404, 422))
@@ -120,9 +118,7 @@ async def recent_tasks(
 )
 async def get_task(task_id: TaskId, manager: ManagerDep, wait: Wait = 0) -> Response:
     """A live or recently finished task is read from memory, never from the database."""
-    task = await manager.get_task(task_id, wait_s=wait)
-    unfinished = wait > 0 and not task.state.finished
-    return _json(task, status.HTTP_202_ACCEPTED if unfinished else status.HTTP_200_OK)
+    return _read(await manager.get_task(task_id, wait_s=wait), wait)
 
 
 @router.get("/costs", response_model=CostReport)
@@ -147,20 +143,41 @@ async def lane_submit_task(request: LaneRequest) -> Response | None:
     spec = parse_body(TaskCreate, request.body)
     if spec is None:
         return None
+    manager = provided(request, "manager", AgentManager)
     try:
-        task = await provided(request, "manager", AgentManager).submit(name, spec)
+        return _submitted(await manager.submit(name, spec, wait_s=request.wait_s), request.wait_s)
     except AppError as exc:
         return request.error(exc)
-    return _json(task, status.HTTP_202_ACCEPTED)
 
 
 async def lane_get_task(request: LaneRequest) -> Response | None:
-    task = await provided(request, "manager", AgentManager).current_task(request.param)
+    manager = provided(request, "manager", AgentManager)
+    wait_s = request.wait_s
+    if wait_s > 0:  # held in memory or read from the store, as the route does
+        try:
+            return _read(await manager.get_task(request.param, wait_s=wait_s), wait_s)
+        except AppError as exc:
+            return request.error(exc)
+    task = await manager.current_task(request.param)
     return None if task is None else _json(task)
+
+
+def _submitted(task: Task, wait_s: float) -> Response:
+    """A submitted task: 200 when a wait saw it finish, else 202."""
+    finished = wait_s > 0 and task.state.finished
+    return _json(task, status.HTTP_200_OK if finished else status.HTTP_202_ACCEPTED)
+
+
+def _read(task: Task, wait_s: float) -> Response:
+    """A read task: 202 when a wait ran out before it finished, else 200."""
+    unfinished = wait_s > 0 and not task.state.finished
+    return _json(task, status.HTTP_202_ACCEPTED if unfinished else status.HTTP_200_OK)
 
 
 _AGENT_NAME = re.compile(AGENT_NAME_PATTERN)
 LANE = [
-    LaneEntry("POST", "/v1/agents/{name}/tasks", lane_submit_task, takes_body=True),
-    LaneEntry("GET", "/v1/tasks/{task_id}", lane_get_task),
+    LaneEntry(
+        "POST", "/v1/agents/{name}/tasks", lane_submit_task, takes_body=True, takes_wait=True
+    ),
+    LaneEntry("GET", "/v1/tasks/{task_id}", lane_get_task, takes_wait=True),
 ]

@@ -8,9 +8,10 @@ log, body limit, metrics and the unhandled-error guard all still apply) and take
 only when it can answer exactly as the FastAPI route would: the same auth check, the same
 body parsing (`json.loads`, then the route's model in Python mode, as FastAPI does), the
 same manager call and the same error rendering (`app_error_response`). Anything else — a
-query string, a body that does not validate, a chunked or non-JSON body, a failed auth, a
-handler that declines — goes on to FastAPI untouched (the body replayed), so FastAPI stays
-the definition of every route: its OpenAPI document, its validation errors and its 401s.
+query string other than a plain `wait=<seconds>` on a route that takes one, a body that
+does not validate, a chunked or non-JSON body, a failed auth, a handler that declines —
+goes on to FastAPI untouched (the body replayed), so FastAPI stays the definition of every
+route: its OpenAPI document, its validation errors and its 401s.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class LaneRequest:
     scope: Scope
     param: str  # the path's one variable part ("" for a path without one)
     body: bytes
+    wait_s: float = 0.0  # the `wait` query parameter, on a route that `takes_wait`
 
     @property
     def app(self) -> Any:
@@ -59,12 +61,14 @@ LaneHandler = Callable[[LaneRequest], Awaitable[Response | None]]
 class LaneEntry:
     """A FastAPI route (method + path template, at most one path parameter) the lane may
     answer with `handler`; `takes_body`: a JSON request body is read and passed on;
-    `public`: the route asks for no key."""
+    `takes_wait`: a query string of `wait=<seconds>` alone (digits, a decimal point) is
+    read and passed on; `public`: the route asks for no key."""
 
     method: str
     template: str
     handler: LaneHandler
     takes_body: bool = False
+    takes_wait: bool = False
     public: bool = False
 
 
@@ -110,7 +114,7 @@ class FastLane:
         if match is None:
             await self.app(scope, receive, send)
             return
-        compiled, param = match
+        compiled, param, wait_s = match
         body = b""
         if compiled.entry.takes_body:
             if not _has_json_length(scope):  # chunked or not JSON: FastAPI's to judge
@@ -121,25 +125,37 @@ class FastLane:
                 return  # the client went away: nobody to answer
             body = read
             receive = _replaying(body, receive)
-        response = await compiled.entry.handler(LaneRequest(scope, param, body))
+        response = await compiled.entry.handler(LaneRequest(scope, param, body, wait_s))
         if response is None:
             await self.app(scope, receive, send)
             return
         scope["route"] = compiled.route
         await response(scope, receive, send)
 
-    def _match(self, scope: Scope) -> tuple[_Compiled, str] | None:
+    def _match(self, scope: Scope) -> tuple[_Compiled, str, float] | None:
         candidates = self._by_method.get(scope["method"])
-        if not candidates or scope["query_string"]:
+        if not candidates:
+            return None
+        query: bytes = scope["query_string"]
+        wait = _WAIT.fullmatch(query) if query else None
+        if query and wait is None:
             return None
         path = scope["path"]
         for compiled in candidates:
             found = compiled.pattern.fullmatch(path)
             if found:
+                if wait is not None and not compiled.entry.takes_wait:
+                    return None
                 if not (compiled.entry.public or _authorized(scope)):
                     return None
-                return compiled, found.group(1) if found.groups() else ""
+                param = found.group(1) if found.groups() else ""
+                return compiled, param, float(wait.group(1)) if wait is not None else 0.0
         return None
+
+
+# `wait=<seconds>` as FastAPI's `float` query parameter reads it, in the plain spellings;
+# anything else (a sign, an exponent, `inf`, a second parameter) is FastAPI's to judge
+_WAIT = re.compile(rb"wait=(\d{1,9}(?:\.\d{1,9})?)")
 
 
 def _authorized(scope: Scope) -> bool:

@@ -4,12 +4,15 @@ take (a query string, a bad body, a chunked body, a wrong key) still reaches Fas
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
+from starlette.responses import Response
 from starlette.routing import Route
 
 from app.core.fast_lane import FastLane, LaneEntry, LaneRequest
@@ -28,14 +31,15 @@ def _counted(client: httpx.Client, handler: str, method: str, status: str) -> fl
 
 
 def test_task_read_is_the_same_through_the_lane_and_fastapi(client: httpx.Client) -> None:
-    """A task read with no query string (the lane) and with `?wait=0` (FastAPI's route)
-    answer the same task; both are counted under the route's template."""
+    """A task read with no query string (the lane) and with a parameter the lane does not
+    take (FastAPI's route) answer the same task; both are counted under the route's
+    template."""
     agent = unique("lane")
     create_agent(client, agent)
     task = wait_task(client, submit(client, agent, "hello lane")["id"])
     before = _counted(client, "/v1/tasks/{task_id}", "GET", "2xx")
     lane = client.get(f"/v1/tasks/{task['id']}")
-    routed = client.get(f"/v1/tasks/{task['id']}", params={"wait": 0})
+    routed = client.get(f"/v1/tasks/{task['id']}", params={"wait": 0, "via": "route"})
     assert lane.status_code == routed.status_code == 200
     assert lane.json() == routed.json() == task
     assert lane.headers["content-type"] == routed.headers["content-type"] == "application/json"
@@ -43,6 +47,31 @@ def test_task_read_is_the_same_through_the_lane_and_fastapi(client: httpx.Client
         "x-request-id"
     )
     assert _counted(client, "/v1/tasks/{task_id}", "GET", "2xx") == before + 2
+
+
+def test_waits_answer_the_same_through_the_lane_and_fastapi(client: httpx.Client) -> None:
+    """`?wait=` alone (the lane) and with a parameter the lane does not take (FastAPI's
+    route): a submit held to its end answers 200 with the result either way, a held read
+    of it 200 with the same task, and a wait past the maximum the same 422 problem."""
+    agent = unique("lanewait")
+    create_agent(client, agent)
+    lane = client.post(f"/v1/agents/{agent}/tasks?wait=30", json={"prompt": "held"})
+    routed = client.post(f"/v1/agents/{agent}/tasks?wait=30&via=route", json={"prompt": "held"})
+    assert lane.status_code == routed.status_code == 200
+    assert lane.json()["state"] == routed.json()["state"] == "succeeded"
+    assert lane.json()["result"] == routed.json()["result"] == "echo: held"
+    task_id = lane.json()["id"]
+    read_lane = client.get(f"/v1/tasks/{task_id}?wait=30")
+    read_routed = client.get(f"/v1/tasks/{task_id}?wait=30&via=route")
+    assert read_lane.status_code == read_routed.status_code == 200
+    assert read_lane.json() == read_routed.json() == lane.json()
+    too_long = [
+        client.post(f"/v1/agents/{agent}/tasks?wait=61{via}", json={"prompt": "x"})
+        for via in ("", "&via=route")
+    ]
+    assert [r.status_code for r in too_long] == [422, 422]
+    assert too_long[0].json()["error"]["message"] == too_long[1].json()["error"]["message"]
+    assert client.get(f"/v1/agents/{agent}").json()["tasks_total"] == 2
 
 
 def test_unknown_and_malformed_task_ids_are_404_problems(client: httpx.Client) -> None:
@@ -147,3 +176,65 @@ def test_a_lane_entry_must_name_a_route() -> None:
     entry = LaneEntry("GET", "/v1/nowhere/{x}", handler)
     with pytest.raises(LookupError, match="/v1/nowhere"):
         FastLane(app=lambda *a: None, routes=[Route("/v1/other", handler)], lane=[entry])
+
+
+@pytest.mark.parametrize(
+    ("query", "taken"),
+    [
+        (b"", 0.0),
+        (b"wait=30", 30.0),
+        (b"wait=0.25", 0.25),
+        (b"wait=0", 0.0),
+        (b"wait=-1", None),  # FastAPI's 422
+        (b"wait=1e3", None),
+        (b"wait=inf", None),
+        (b"wait=", None),
+        (b"wait=1&wait=2", None),
+        (b"wait=1&via=route", None),
+        (b"limit=5", None),
+    ],
+)
+def test_the_lane_takes_a_plain_wait_and_leaves_any_other_query_to_fastapi(
+    query: bytes, taken: float | None
+) -> None:
+    """`wait=<seconds>` alone reaches the lane's handler as `wait_s`; any other query
+    string, and a `wait` on a route that takes none, goes on to FastAPI."""
+    from fastapi import FastAPI
+
+    api = FastAPI()
+    api.get("/v1/things/{thing}")(lambda thing: thing)
+    api.get("/v1/plain/{thing}")(lambda thing: thing)
+    seen: list[tuple[str, float]] = []
+
+    async def handler(request: LaneRequest) -> Response:
+        seen.append((request.param, request.wait_s))
+        return Response(b"lane")
+
+    passed_on: list[bytes] = []
+
+    async def fastapi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        passed_on.append(scope["query_string"])
+        await Response(b"fastapi")(scope, receive, send)
+
+    entries = [
+        LaneEntry("GET", "/v1/things/{thing}", handler, takes_wait=True, public=True),
+        LaneEntry("GET", "/v1/plain/{thing}", handler, public=True),
+    ]
+    lane = FastLane(app=fastapi, routes=api.routes, lane=entries)
+
+    async def call(path: str) -> None:
+        scope = {"type": "http", "method": "GET", "path": path, "query_string": query}
+
+        async def send(_message: Any) -> None:
+            return None
+
+        await lane(scope, lambda: None, send)
+
+    asyncio.run(call("/v1/things/t1"))
+    asyncio.run(call("/v1/plain/t2"))
+    if taken is None:
+        assert seen == [] and passed_on == [query, query]
+    else:
+        # the route that takes no wait still takes a request with no query at all
+        assert seen[0] == ("t1", taken)
+        assert (seen[1:], passed_on) == (([("t2", 0.0)], []) if not query else ([], [query]))

@@ -41,6 +41,20 @@ async def test_a_finish_wakes_every_waiter_and_leaves_nothing_behind() -> None:
     assert waiters.pending == 0
 
 
+async def test_a_finish_wakes_its_waiter_in_the_loops_next_step() -> None:
+    """The waiting request goes on in the step right after the finish: no chain of tasks
+    and callbacks between them, each of which would queue behind a busy loop's work."""
+    store, waiters = Store(), TaskWaiters(limit=10)
+    store.states["t"] = TaskState.RUNNING
+    held = asyncio.create_task(waiters.wait("t", 60, store.read))
+    await asyncio.sleep(0)
+    store.states["t"] = TaskState.SUCCEEDED
+    waiters.finished("t")
+    await asyncio.sleep(0)
+    assert held.done() and held.result().state == TaskState.SUCCEEDED
+    assert waiters.pending == 0
+
+
 async def test_a_wait_that_runs_out_or_fails_leaves_nothing_behind() -> None:
     """A timed-out wait returns the task as it is; an unknown id raises; no signal leaks."""
     store, waiters = Store(), TaskWaiters(limit=10)
