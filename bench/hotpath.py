@@ -130,6 +130,16 @@ async def submit(http: aiohttp.ClientSession, url: str, agent: str) -> str:
         return task_id
 
 
+async def submit_held(http: aiohttp.ClientSession, url: str, agent: str) -> None:
+    """Submit a task and hold the request until it has ended (`?wait=`, answered 200)."""
+    path = f"{url}/v1/agents/{agent}/tasks?wait={TASK_TIMEOUT_S:g}"
+    async with http.post(path, json={"prompt": "bench"}) as r:
+        if r.status != 200:
+            raise RuntimeError(f"held submit: {r.status} {await r.text()}")
+        if (await r.json())["state"] != "succeeded":
+            raise RuntimeError("held submit: the task did not succeed")
+
+
 class Finishes:
     """One WebSocket on `task.*`: resolves a waiter when its task's terminal event arrives
     (even if the event came before the waiter)."""
@@ -297,10 +307,12 @@ async def saturate(
     tag: str,
     poll_every_s: float | None,
     model: str = "lat-0",
+    held: bool = False,
 ) -> Throughput:
     """`clients` closed-loop clients (one agent each) for `seconds` after a 2 s warm-up:
     completed tasks/s and the service's CPU per completed task. `poll_every_s` set: each
-    client polls GET /v1/tasks/{id} instead of waiting for the event."""
+    client polls GET /v1/tasks/{id} instead of waiting for the event; `held`: each holds
+    its submit open until the task has ended (`?wait=`) instead."""
     agents = [f"{tag}-{i}" for i in range(clients)]
     done: list[float] = []
     latencies: list[tuple[float, float]] = []  # (started, finished)
@@ -315,6 +327,16 @@ async def saturate(
             nonlocal unfinished
             while not stop:
                 started = time.perf_counter()
+                if held:
+                    try:
+                        await submit_held(http, url, agent)
+                    except (TimeoutError, aiohttp.ClientError):
+                        unfinished += 1
+                        continue
+                    finished = time.perf_counter()
+                    done.append(finished)
+                    latencies.append((started, finished))
+                    continue
                 try:
                     task_id = await submit(http, url, agent)
                 except aiohttp.ClientError as exc:  # counted, not fatal: the row says how many
@@ -551,6 +573,28 @@ def _task_rows(tmp: Path, stub_url: str, seconds: int) -> list[Row]:
                 f"{clients50.note}",
             ),
         ]
+        held50 = asyncio.run(
+            saturate(
+                svc.url,
+                svc.popen.pid,
+                clients=50,
+                seconds=seconds,
+                tag="h50",
+                poll_every_s=None,
+                model="lat-200",
+                held=True,
+            )
+        )
+        rows.append(
+            Row(
+                "50 clients @ 200 ms, each holding its submit (`?wait=`): overhead",
+                ms(held50.latency.p50 - direct_loop.p50),
+                ms(held50.latency.p99 - direct_loop.p99),
+                ratio(held50.latency.p50, direct_loop.p50),
+                f"n={len(held50.latency.samples)}; the same clients waiting without polling "
+                f"or an event stream{held50.note}",
+            )
+        )
         log("hot path: a burst of 50 @ 200 ms")
         # ten rounds of 50 (the first is left out as warm-up): three rounds moved the p50
         # by ±10 ms from run to run
