@@ -545,17 +545,22 @@ def _task_rows(tmp: Path, stub_url: str, seconds: int) -> list[Row]:
         ]
         log("hot path: 50 clients @ 200 ms, each in its own loop")
         direct_loop = asyncio.run(direct_closed_loop(stub_url, "lat-200", 50, seconds))
-        clients50 = asyncio.run(
-            saturate(
-                svc.url,
-                svc.popen.pid,
-                clients=50,
-                seconds=seconds,
-                tag="c50",
-                poll_every_s=None,
-                model="lat-200",
+
+        def fifty_clients(tag: str, *, held: bool) -> Throughput:
+            return asyncio.run(
+                saturate(
+                    svc.url,
+                    svc.popen.pid,
+                    clients=50,
+                    seconds=seconds,
+                    tag=tag,
+                    poll_every_s=None,
+                    model="lat-200",
+                    held=held,
+                )
             )
-        )
+
+        clients50 = fifty_clients("c50", held=False)
         rows += [
             Row(
                 "floor: 50 closed-loop direct callers @ 200 ms",
@@ -573,18 +578,7 @@ def _task_rows(tmp: Path, stub_url: str, seconds: int) -> list[Row]:
                 f"{clients50.note}",
             ),
         ]
-        held50 = asyncio.run(
-            saturate(
-                svc.url,
-                svc.popen.pid,
-                clients=50,
-                seconds=seconds,
-                tag="h50",
-                poll_every_s=None,
-                model="lat-200",
-                held=True,
-            )
-        )
+        held50 = fifty_clients("h50", held=True)
         rows.append(
             Row(
                 "50 clients @ 200 ms, each holding its submit (`?wait=`): overhead",
