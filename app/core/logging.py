@@ -1,6 +1,6 @@
 """structlog set-up: JSON when not on a TTY, pretty on one; secrets redacted on every line.
 
-Request, agent and task ids are bound with `structlog.contextvars` and so appear on every
+Request, agent and task ids are bound with `log_context` and so appear on every
 line logged while they are in scope. Standard-library loggers (uvicorn, httpx) are routed
 through the same processors.
 """
@@ -112,7 +112,6 @@ def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
     _level = logging.getLevelName(level)
     use_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
     shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
         merge_log_context,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
