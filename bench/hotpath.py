@@ -334,25 +334,23 @@ async def saturate(
                         unfinished += 1
                         continue
                     finished = time.perf_counter()
-                    done.append(finished)
-                    latencies.append((started, finished))
-                    continue
-                try:
-                    task_id = await submit(http, url, agent)
-                except aiohttp.ClientError as exc:  # counted, not fatal: the row says how many
-                    errors.append(repr(exc))
-                    await asyncio.sleep(0.1)
-                    continue
-                try:
-                    if poll_every_s is None:
-                        finished = await finishes.wait(task_id)
-                    else:
-                        finished = await poll_until_finished(
-                            http, url, task_id, poll_every_s, lambda: stop
-                        )
-                except (TimeoutError, aiohttp.ClientError):
-                    unfinished += 1
-                    continue
+                else:
+                    try:
+                        task_id = await submit(http, url, agent)
+                    except aiohttp.ClientError as exc:  # counted, not fatal: the row says so
+                        errors.append(repr(exc))
+                        await asyncio.sleep(0.1)
+                        continue
+                    try:
+                        if poll_every_s is None:
+                            finished = await finishes.wait(task_id)
+                        else:
+                            finished = await poll_until_finished(
+                                http, url, task_id, poll_every_s, lambda: stop
+                            )
+                    except (TimeoutError, aiohttp.ClientError):
+                        unfinished += 1
+                        continue
                 done.append(finished)
                 latencies.append((started, finished))
 

@@ -1,11 +1,12 @@
-"""Waiting for a task to finish without polling: one finish signal per awaited task.
+"""Waiting for a task to finish without polling: one future per waiting request.
 
-The executor calls `finished(task_id)` the moment a task's outcome is stored; every waiter
-on that task wakes at once. `release_all()` (drain) wakes every waiter too, so no request
-holds the server open while it shuts down, and later waits return at once. Waits made for
-HTTP clients (`?wait=`) go through a `WaitSlot`, which counts against `limit` so that a
-burst of waiting clients cannot pile up without bound; internal waits (cancel, the
-orchestrator's `check_agent_result`) are not counted.
+The executor calls `finished(task_id)` the moment a task's outcome is stored; it sets the
+future of every waiter on that task, and each goes on in the loop's next step.
+`release_all()` (drain) wakes every waiter too, so no request holds the server open while
+it shuts down, and later waits return at once. Waits made for HTTP clients (`?wait=`) go
+through `slot()`, which counts against `limit` so that a burst of waiting clients
+cannot pile up without bound; internal waits (cancel, the orchestrator's
+`check_agent_result`) are not counted.
 """
 
 from __future__ import annotations
