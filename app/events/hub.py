@@ -111,44 +111,60 @@ class Subscription:
 
 
 class Hub:
+    """The open subscriptions, grouped by filter: a publish asks each distinct filter once
+    whether it wants the events, not each subscriber (a thousand dashboards watching the
+    same stream share one filter)."""
+
     def __init__(self, queue_size: int) -> None:
         self._queue_size = queue_size
-        self._subs: set[Subscription] = set()
+        # each filter's subscribers, in the order they came (a dict: an ordered set)
+        self._groups: dict[EventFilter, dict[Subscription, None]] = {}
+        self._count = 0
         self.dropped = 0
 
     def subscribe(self, where: EventFilter) -> Subscription:
         sub = Subscription(where, self._queue_size)
-        self._subs.add(sub)
+        self._groups.setdefault(where, {})[sub] = None
+        self._count += 1
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
-        self._subs.discard(sub)
+        group = self._groups.get(sub.where)
+        if group is None or sub not in group:
+            return
+        del group[sub]
+        self._count -= 1
+        if not group:
+            del self._groups[sub.where]
 
     @property
     def subscriber_count(self) -> int:
-        return len(self._subs)
+        return self._count
 
     def publish(self, events: Sequence[LiveEvent]) -> None:
         """Offer each subscriber the events (one commit's, in seq order) it asked for."""
         only = events[0] if len(events) == 1 else None  # one event to many: no list each
-        for sub in list(self._subs):
-            if sub.close_code is not None:
-                continue
-            where = sub.where
+        for where, group in list(self._groups.items()):
             if only is not None:
-                matching = events if where.matches(only) else ()
+                if not where.matches(only):
+                    continue
+                matching = events
             else:
                 matching = [event for event in events if where.matches(event)]
-            if matching and not sub.offer(matching):
-                self.drop(sub)
+                if not matching:
+                    continue
+            for sub in list(group):
+                if sub.close_code is None and not sub.offer(matching):
+                    self.drop(sub)
 
     def drop(self, sub: Subscription) -> None:
         """Close a subscriber that cannot keep up (`SLOW_CONSUMER`)."""
         self.dropped += 1
-        self._subs.discard(sub)
+        self.unsubscribe(sub)
         sub.close(SLOW_CONSUMER)
 
     def close_all(self, code: int = GOING_AWAY) -> None:
-        for sub in list(self._subs):
-            sub.close(code)
-        self._subs.clear()
+        groups, self._groups, self._count = self._groups, {}, 0
+        for group in groups.values():
+            for sub in group:
+                sub.close(code)

@@ -115,16 +115,17 @@ class LiveWriter:
 
     def __call__(self, events: Sequence[LiveEvent]) -> bool:
         last = self._last_seq
-        fresh = [event for event in events if event.seq > last]
-        if not fresh:
-            return True
-        self._last_seq = fresh[-1].seq
-        outcome = self._socket.write_now([WIRE.wire(event) for event in fresh])
+        if events[0].seq <= last:  # (in seq order: usually all of them are new)
+            events = [event for event in events if event.seq > last]
+            if not events:
+                return True
+        self._last_seq = events[-1].seq
+        outcome = self._socket.write_now([WIRE.wire(event) for event in events])
         if outcome is None:  # closing: the handler is about to end
             return True
         sizes, unsent = outcome
         start = self._written
-        self._written += sum(sizes)
+        self._written += sizes[0] if len(sizes) == 1 else sum(sizes)
         if unsent == 0:
             self._ends = None
             return True

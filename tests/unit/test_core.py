@@ -19,7 +19,7 @@ from app.core.logging import (
 )
 from app.core.metrics import BoundedLabel
 from app.events.hub import SLOW_CONSUMER, Hub
-from app.events.schemas import Event, EventFilter, EventIn
+from app.events.schemas import Event, EventFilter, EventIn, Filterable
 from app.providers.base import Usage
 from app.providers.errors import parse_retry_after
 from app.providers.pricing import PriceTable
@@ -163,6 +163,31 @@ def test_claude_code_hook_shape_maps_to_an_event() -> None:
     assert body.event_payload() == {"client_timestamp_ms": 5}
     with pytest.raises(ValidationError):
         EventIn.model_validate({"payload": {}})
+
+
+def test_hub_asks_each_distinct_filter_once_and_offers_each_subscriber_its_events() -> None:
+    """Subscribers with equal filters share one answer per publish (a thousand dashboards
+    on one stream cost one match, not a thousand); each still gets its own copy."""
+    asked: list[str | None] = []
+
+    class CountedFilter(EventFilter):
+        def matches(self, event: Filterable) -> bool:
+            asked.append(self.type)
+            return super().matches(event)
+
+    hub = Hub(queue_size=4)
+    watchers = [hub.subscribe(CountedFilter(type="task.*")) for _ in range(3)]
+    other = hub.subscribe(CountedFilter(type="other"))
+    hub.publish([_event(1, "task.started")])
+    assert sorted(asked) == ["other", "task.*"]
+    assert [sub.pending for sub in watchers] == [1, 1, 1] and other.pending == 0
+    hub.unsubscribe(watchers[0])
+    hub.unsubscribe(watchers[0])  # twice: no harm
+    hub.publish([_event(2, "task.finished"), _event(3, "other")])
+    assert [sub.pending for sub in watchers] == [1, 2, 2] and other.pending == 1
+    assert hub.subscriber_count == 3
+    hub.close_all()
+    assert hub.subscriber_count == 0 and all(sub.closed for sub in [*watchers[1:], other])
 
 
 def test_hub_drops_a_full_subscriber_and_keeps_others() -> None:
