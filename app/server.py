@@ -21,6 +21,7 @@ from starlette.types import ASGIApp
 from app.core.config import Settings
 from app.core.logging import configure_logging
 from app.events.hub import GOING_AWAY
+from app.http_protocol import OneWriteHttpProtocol
 from app.main import create_app
 from app.state import State
 from app.ws_protocol import PromptCloseProtocol
@@ -70,8 +71,9 @@ def uvicorn_config(
 ) -> uvicorn.Config:
     """The uvicorn settings the service runs under (the benchmark's bare apps reuse them).
 
-    WebSocket compression (permessage-deflate) is off unless asked for: its zlib state costs
-    ~40 KiB per open socket, idle or not (see bench/README.md)."""
+    A response's head and body leave in one write (`OneWriteHttpProtocol`). WebSocket
+    compression (permessage-deflate) is off unless asked for: its zlib state costs ~40 KiB
+    per open socket, idle or not (see bench/README.md)."""
     return uvicorn.Config(
         app,
         host=host,
@@ -79,6 +81,7 @@ def uvicorn_config(
         log_config=None,
         access_log=False,
         proxy_headers=False,
+        http=OneWriteHttpProtocol,
         ws=PromptCloseProtocol,
         ws_max_size=1_048_576,
         ws_per_message_deflate=ws_compression,
