@@ -5,8 +5,9 @@ uvicorn writes a response's status line and headers the moment the app sends
 segments for every small response (a task read, a submit, a health probe), and two reads
 for the client. Here the connection's transport holds a head back until the next write
 — the body, in the same loop step for an ordinary response — and sends both in one; a head
-whose body comes later (a stream) goes out on the loop's next step. aiohttp's server does
-the same (its "coalescing" of small responses); uvicorn has no setting for it, hence this
+whose body comes later (a stream) goes out on the loop's next step, and a large body is
+written after its head rather than copied behind it (`JOIN_LIMIT`). aiohttp's server does
+the same for small responses ("coalescing"); uvicorn has no setting for it, hence this
 subclass. Everything else — parsing, keep-alive, flow control, pipelining, the upgrade to
 the WebSocket protocol, which gets the socket's own transport — stays uvicorn's.
 (bench/README.md, run 17.)
@@ -21,6 +22,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 # how uvicorn's httptools protocol starts every response head it writes (the status line)
 _HEAD = b"HTTP/1.1 "
+# a body larger than this follows its head in a write of its own rather than be copied
+# behind it (a file download): one more system call costs less than the copy
+JOIN_LIMIT = 64 * 1024
 
 
 class HeadHoldingTransport(asyncio.Transport):
@@ -38,7 +42,11 @@ class HeadHoldingTransport(asyncio.Transport):
         held = self._held
         if held is not None:
             self._held = None
-            self.transport.write(held + data)
+            if len(data) <= JOIN_LIMIT:
+                self.transport.write(held + data)
+                return
+            self.transport.write(held)
+            self.transport.write(data)
         elif data[:9] == _HEAD:
             self._held = bytes(data)
             self._loop.call_soon(self.flush)  # in case nothing follows in this step

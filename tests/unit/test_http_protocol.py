@@ -10,7 +10,7 @@ from typing import Any
 from starlette.types import Receive, Scope, Send
 from uvicorn.server import ServerState
 
-from app.http_protocol import OneWriteHttpProtocol
+from app.http_protocol import JOIN_LIMIT, OneWriteHttpProtocol
 from app.server import uvicorn_config
 from app.ws_protocol import PromptCloseProtocol
 
@@ -87,6 +87,24 @@ async def test_a_response_leaves_in_one_write_and_the_next_one_in_its_own() -> N
     await steps(5)
     assert len(transport.writes) == 2 and transport.writes[1].endswith(b"\r\n\r\n/other")
     assert not transport.closed
+
+
+async def test_a_large_body_follows_its_head_without_being_copied_behind_it() -> None:
+    body = b"x" * (JOIN_LIMIT + 1)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        length = str(len(body)).encode()
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", length)]}
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    protocol, transport = connect(app)
+    protocol.data_received(GET)
+    await steps(5)
+    assert [len(write) for write in transport.writes][1:] == [len(body)]
+    assert transport.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert transport.writes[0].endswith(b"\r\n\r\n")
 
 
 async def test_a_head_whose_body_comes_later_goes_out_on_the_next_step() -> None:
