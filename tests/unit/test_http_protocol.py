@@ -5,9 +5,10 @@ and, with TCP_NODELAY, one segment on the wire."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.server import ServerState
 
 from app.http_protocol import JOIN_LIMIT, OneWriteHttpProtocol
@@ -68,16 +69,22 @@ async def steps(n: int) -> None:
 GET = b"GET /thing HTTP/1.1\r\nhost: test\r\n\r\n"
 
 
-async def test_a_response_leaves_in_one_write_and_the_next_one_in_its_own() -> None:
+def answering(body_of: Callable[[Scope], bytes]) -> ASGIApp:
+    """An app answering 200 with `body_of(scope)`, its length declared."""
+
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        body = scope["path"].encode()
+        body = body_of(scope)
         length = str(len(body)).encode()
         await send(
             {"type": "http.response.start", "status": 200, "headers": [(b"content-length", length)]}
         )
         await send({"type": "http.response.body", "body": body})
 
-    protocol, transport = connect(app)
+    return app
+
+
+async def test_a_response_leaves_in_one_write_and_the_next_one_in_its_own() -> None:
+    protocol, transport = connect(answering(lambda scope: scope["path"].encode()))
     protocol.data_received(GET)
     await steps(5)
     assert len(transport.writes) == 1
@@ -91,15 +98,7 @@ async def test_a_response_leaves_in_one_write_and_the_next_one_in_its_own() -> N
 
 async def test_a_large_body_follows_its_head_without_being_copied_behind_it() -> None:
     body = b"x" * (JOIN_LIMIT + 1)
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        length = str(len(body)).encode()
-        await send(
-            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", length)]}
-        )
-        await send({"type": "http.response.body", "body": body})
-
-    protocol, transport = connect(app)
+    protocol, transport = connect(answering(lambda scope: body))
     protocol.data_received(GET)
     await steps(5)
     assert [len(write) for write in transport.writes][1:] == [len(body)]
