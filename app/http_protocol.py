@@ -111,6 +111,9 @@ class HeadHoldingTransport(asyncio.Transport):
 
 
 class OneWriteHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol on a `HeadHoldingTransport` (the `http` of
+    `app.server.uvicorn_config`)."""
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(HeadHoldingTransport(transport, self.loop))
 

@@ -542,23 +542,20 @@ def _task_rows(tmp: Path, stub_url: str, seconds: int) -> list[Row]:
     try:
         seq = asyncio.run(task_latencies(svc.url, "lat-0", 1, 300, "seq"))
         rows += [
-            Row(
+            latency_row(
                 "floor: direct call to the stub (0 ms)",
-                ms(direct1.p50),
-                ms(direct1.p99),
-                details=f"n={len(direct1.samples)}; aiohttp client → raw ASGI stub",
+                direct1,
+                "aiohttp client → raw ASGI stub",
             ),
-            Row(
+            latency_row(
                 "sequential task: submit → terminal event",
-                ms(seq.p50),
-                ms(seq.p99),
-                details=f"n={len(seq.samples)}; one agent, 0 ms upstream",
+                seq,
+                "one agent, 0 ms upstream",
             ),
-            Row(
+            overhead_row(
                 "sequential task: **overhead** (task - direct)",
-                ms(seq.p50 - direct1.p50),
-                ms(seq.p99 - direct1.p99),
-                ratio(seq.p50, direct1.p50),
+                seq,
+                direct1,
                 "target p50 ≤ 2 ms, p99 ≤ 5 ms; value = p50 ratio to the floor",
             ),
         ]
@@ -581,17 +578,15 @@ def _task_rows(tmp: Path, stub_url: str, seconds: int) -> list[Row]:
 
         clients50 = fifty_clients("c50", held=False)
         rows += [
-            Row(
+            latency_row(
                 "floor: 50 closed-loop direct callers @ 200 ms",
-                ms(direct_loop.p50),
-                ms(direct_loop.p99),
-                details=f"n={len(direct_loop.samples)}; each calls again once answered",
+                direct_loop,
+                "each calls again once answered",
             ),
-            Row(
+            overhead_row(
                 "50 clients @ 200 ms: **overhead**",
-                ms(clients50.latency.p50 - direct_loop.p50),
-                ms(clients50.latency.p99 - direct_loop.p99),
-                ratio(clients50.latency.p50, direct_loop.p50),
+                clients50.latency,
+                direct_loop,
                 f"n={len(clients50.latency.samples)}; task p50 {ms(clients50.latency.p50)}; each "
                 f"client submits again once its task has ended; target p50 overhead ≤ 10 ms"
                 f"{clients50.note}",
@@ -599,11 +594,10 @@ def _task_rows(tmp: Path, stub_url: str, seconds: int) -> list[Row]:
         ]
         held50 = fifty_clients("h50", held=True)
         rows.append(
-            Row(
+            overhead_row(
                 "50 clients @ 200 ms, each holding its submit (`?wait=`): overhead",
-                ms(held50.latency.p50 - direct_loop.p50),
-                ms(held50.latency.p99 - direct_loop.p99),
-                ratio(held50.latency.p50, direct_loop.p50),
+                held50.latency,
+                direct_loop,
                 f"n={len(held50.latency.samples)}; the same clients waiting without polling "
                 f"or an event stream{held50.note}",
             )
@@ -615,25 +609,22 @@ def _task_rows(tmp: Path, stub_url: str, seconds: int) -> list[Row]:
         proxied50 = _proxied_calls(tmp, stub_url)
         burst50 = asyncio.run(task_latencies(svc.url, "lat-200", 50, 500, "b50"))
         rows += [
-            Row(
+            latency_row(
                 "floor: a burst of 50 direct calls @ 200 ms",
-                ms(direct50.p50),
-                ms(direct50.p99),
-                details=f"n={len(direct50.samples)}; rounds of 50 at the same instant",
+                direct50,
+                "rounds of 50 at the same instant",
             ),
-            Row(
+            overhead_row(
                 "floor: a burst of 50 through a bare proxy @ 200 ms: overhead",
-                ms(proxied50.p50 - direct50.p50),
-                ms(proxied50.p99 - direct50.p99),
-                ratio(proxied50.p50, direct50.p50),
+                proxied50,
+                direct50,
                 f"n={len(proxied50.samples)}; raw ASGI app → aiohttp → stub, pinned like the "
                 "service; stores nothing",
             ),
-            Row(
+            overhead_row(
                 "a burst of 50 tasks @ 200 ms: **overhead**",
-                ms(burst50.p50 - direct50.p50),
-                ms(burst50.p99 - direct50.p99),
-                ratio(burst50.p50, direct50.p50),
+                burst50,
+                direct50,
                 f"n={len(burst50.samples)}; task p50 {ms(burst50.p50)}; the 50 clients in "
                 "lock-step rounds, all submitting at once: no target of its own",
             ),
@@ -881,6 +872,27 @@ async def _fanout_rows(svc: Proc, tmp: Path) -> list[Row]:
         ),
     ]
     return rows
+
+
+def latency_row(label: str, measured: Latencies, details: str) -> Row:
+    """`measured` at p50 and at p99, its sample count leading `details`."""
+    return Row(
+        label,
+        ms(measured.p50),
+        ms(measured.p99),
+        details=f"n={len(measured.samples)}; {details}",
+    )
+
+
+def overhead_row(label: str, measured: Latencies, floor: Latencies, details: str) -> Row:
+    """`measured` less its `floor`, at p50 and at p99, valued as the p50 ratio to the floor."""
+    return Row(
+        label,
+        ms(measured.p50 - floor.p50),
+        ms(measured.p99 - floor.p99),
+        ratio(measured.p50, floor.p50),
+        details,
+    )
 
 
 def percentile_ms(samples: list[float], pct: int) -> str:
