@@ -43,13 +43,11 @@ from app.core.config import Settings
 from app.core.errors import install_error_handlers
 from app.core.fast_lane import FastLane
 from app.core.gc_tuning import settle_after_startup
-from app.core.http_metrics import HttpMetricsMiddleware
 from app.core.lifecycle import Teardown
 from app.core.metrics import GatewayCollector, Metrics
 from app.core.middleware import (
     BodyLimitMiddleware,
-    RequestContextMiddleware,
-    UnhandledErrorMiddleware,
+    RequestEnvelope,
 )
 from app.core.redaction import remember_secrets
 from app.core.service_app import ServiceApp
@@ -129,7 +127,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routes=[*health_router.routes, *agents_router.routes, *events_router.routes],
         lane=[*health_lane, *agents_lane, *events_lane],
     )
-    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -139,8 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["authorization", "content-type", "x-request-id"],
             expose_headers=["x-request-id"],
         )
-    app.add_middleware(UnhandledErrorMiddleware)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestEnvelope, metrics=metrics.http)
     return app
 
 

@@ -9,7 +9,7 @@ carries at most a wait hint (`retry_after_s`, `retry_in_s`) that a caller passes
 AppError at the files API.
 
 Rules every response obeys, enforced by `protocol_headers()` on each response the service
-sends (RequestContextMiddleware calls it): a 429 or 503 carries `Retry-After`, a 401
+sends (RequestEnvelope calls it): a 429 or 503 carries `Retry-After`, a 401
 carries `WWW-Authenticate`. Bodies have the shape `{"error": {"type", "message", ...}}`,
 carry the request id and pass through the redactor; no handler ever returns a traceback.
 """
@@ -127,7 +127,7 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Map AppError, validation errors and Starlette's HTTP errors to problems. Anything
-    else is answered by `UnhandledErrorMiddleware` (so the connection stays usable)."""
+    else is answered by `RequestEnvelope` (so the connection stays usable)."""
 
     async def on_app_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, AppError)

@@ -2,8 +2,9 @@
 
 A registry per app (not the process-global one) keeps several apps in one process (tests,
 benchmarks) from colliding. Breaker state and bulkhead use are read live at scrape time by
-`GatewayCollector` below. Label values are bounded: providers and outcomes
-are closed sets, models pass through `BoundedLabel` so a client cannot mint unlimited series.
+`GatewayCollector` below; the HTTP series are `HttpSeries` (app/core/http_metrics.py).
+Label values are bounded: providers and outcomes are closed sets, models pass through
+`BoundedLabel` so a client cannot mint unlimited series, route templates are the app's own.
 """
 
 from __future__ import annotations
@@ -17,33 +18,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from app import __version__
+from app.core.http_metrics import HttpSeries
 
 LLM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
-# the buckets prometheus-fastapi-instrumentator used, so dashboards keep their meaning
-HTTP_BUCKETS = (0.1, 0.5, 1.0)
-HTTP_HIGHR_BUCKETS = (
-    0.01,
-    0.025,
-    0.05,
-    0.075,
-    0.1,
-    0.25,
-    0.5,
-    0.75,
-    1.0,
-    1.5,
-    2.0,
-    2.5,
-    3.0,
-    3.5,
-    4.0,
-    4.5,
-    5.0,
-    7.5,
-    10.0,
-    30.0,
-    60.0,
-)
 TASK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
 CIRCUIT_STATE_VALUES = {"closed": 0, "open": 1, "half_open": 2, "forced_open": 3, "disabled": 4}
@@ -152,30 +129,7 @@ class Metrics:
         Info("bigthree_build", "Service build information.", registry=r).info(
             {"version": __version__}
         )
-        # HTTP (app/core/http_metrics.py)
-        self.http_requests = Labelled(
-            Counter(
-                "http_requests_total",
-                "HTTP requests, by route template, method and status class.",
-                ["handler", "method", "status"],
-                registry=r,
-            )
-        )
-        self.http_duration = Labelled(
-            Histogram(
-                "http_request_duration_seconds",
-                "HTTP request latency, by route template and method.",
-                ["handler", "method"],
-                buckets=HTTP_BUCKETS,
-                registry=r,
-            )
-        )
-        self.http_duration_highr = Histogram(
-            "http_request_duration_highr_seconds",
-            "HTTP request latency, all routes, fine buckets.",
-            buckets=HTTP_HIGHR_BUCKETS,
-            registry=r,
-        )
+        self.http = HttpSeries(r)  # app/core/http_metrics.py
         # tasks and agents
         self.tasks_submitted = Labelled(
             Counter("bigthree_tasks_submitted_total", "Tasks accepted.", ["kind"], registry=r)

@@ -1,5 +1,5 @@
-"""Pure-ASGI middleware: request ids, access logs and protocol headers; unhandled errors
-answered without dropping the connection; a request body size limit.
+"""Pure-ASGI middleware: request ids, access logs, metrics and protocol headers; unhandled
+errors answered without dropping the connection; a request body size limit.
 
 Pure ASGI (not BaseHTTPMiddleware) so streaming bodies and WebSockets pass untouched.
 """
@@ -17,7 +17,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.asgi import scope_header
 from app.core.errors import PROTOCOL_HEADER_STATUSES, internal_error, protocol_headers
-from app.core.ids import new_id
+from app.core.http_metrics import PROBE_PATHS, HttpSeries
+from app.core.ids import new_request_id
 from app.core.logging import log_context, logs_at
 
 log = structlog.get_logger("bigthree.access")
@@ -25,86 +26,71 @@ errors_log = structlog.get_logger(__name__)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-class RequestContextMiddleware:
-    """Give every request an id (client's `x-request-id` if sane), bind it to log lines,
-    echo it in the response, add the headers its status requires (`protocol_headers`:
-    Retry-After on 429/503, WWW-Authenticate on 401), and log one access line per request."""
+class RequestEnvelope:
+    """What every request gets, in one pure-ASGI layer: an id (the client's `x-request-id`
+    if sane) bound to its log lines and echoed in the response; the headers its status
+    requires (`protocol_headers`: Retry-After on 429/503, WWW-Authenticate on 401); an
+    exception nothing else handled answered with the 500 problem; for HTTP, its metrics
+    (`HttpSeries`) and one access line, the probes excepted.
 
-    def __init__(self, app: ASGIApp) -> None:
+    The 500 keeps the connection: Starlette's own last-resort handler re-raises after
+    answering, and uvicorn then closes the connection, so a keep-alive client's next request
+    on it failed. Here the error is logged once with its traceback and answered; only when
+    the response had already started is it re-raised (nothing else can end that response).
+
+    One layer, not one per job: each layer is a coroutine call and a send wrapper on every
+    request, and the three layers this replaced cost more than the task read they wrapped
+    (bench/README.md, run 18)."""
+
+    def __init__(self, app: ASGIApp, metrics: HttpSeries) -> None:
         self.app = app
+        self._metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
         incoming = (scope_header(scope, b"x-request-id") or b"").decode("latin-1")
-        request_id = incoming if _SAFE_ID.match(incoming) else new_id()
+        request_id = incoming if _SAFE_ID.match(incoming) else new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
-        status_code = 0
+        if kind == "websocket":
+            with log_context(request_id=request_id):
+                await self.app(scope, receive, send)
+            return
+        status = 0  # until the response starts
         started = time.perf_counter()
 
-        async def send_with_id(message: Message) -> None:
-            nonlocal status_code
+        async def answer(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                status_code = message["status"]
-                headers = list(message.get("headers") or [])
-                headers.append((b"x-request-id", request_id.encode()))
-                if status_code in PROTOCOL_HEADER_STATUSES:
-                    headers += protocol_headers(status_code, (k.lower() for k, _ in headers))
+                status = message["status"]
+                headers = [*(message.get("headers") or ()), (b"x-request-id", request_id.encode())]
+                if status in PROTOCOL_HEADER_STATUSES:
+                    headers += protocol_headers(status, (k.lower() for k, _ in headers))
                 message["headers"] = headers
             await send(message)
 
         with log_context(request_id=request_id):
             try:
-                await self.app(scope, receive, send_with_id)
+                await self.app(scope, receive, answer)
+            except Exception as exc:
+                errors_log.error("unhandled_error", error=repr(exc), exc_info=exc)
+                if status:
+                    raise
+                await internal_error(request_id)(scope, receive, answer)
             finally:
-                if (
-                    scope["type"] == "http"
-                    and scope["path"] not in ("/health", "/metrics")
-                    and logs_at(logging.INFO)
-                ):
-                    log.info(
-                        "request",
-                        method=scope["method"],
-                        path=scope["path"],
-                        status=status_code,
-                        duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                    )
-
-
-class UnhandledErrorMiddleware:
-    """Answer an exception nothing else handled with the 500 problem, and keep the
-    connection.
-
-    Starlette's own last-resort handler re-raises after answering, and uvicorn then closes
-    the connection, so a keep-alive client's next request on it failed. Here the error is
-    logged once with its traceback and answered; only when the response had already started
-    is it re-raised (nothing else can end that response).
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception as exc:
-            errors_log.error("unhandled_error", error=repr(exc), exc_info=exc)
-            if started:
-                raise
-            response = internal_error((scope.get("state") or {}).get("request_id"))
-            await response(scope, receive, send)
+                if scope["path"] not in PROBE_PATHS:
+                    elapsed_s = time.perf_counter() - started
+                    self._metrics.record(scope, status or 500, elapsed_s)
+                    if logs_at(logging.INFO):
+                        log.info(
+                            "request",
+                            method=scope["method"],
+                            path=scope["path"],
+                            status=status,
+                            duration_ms=round(elapsed_s * 1000, 2),
+                        )
 
 
 class BodyLimitMiddleware:

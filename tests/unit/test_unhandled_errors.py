@@ -50,7 +50,8 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
 
 
 def test_a_500_keeps_the_connection_and_logs_its_status(server: int) -> None:
-    """GET /boom answers the internal_error problem; the same socket then gets /health."""
+    """GET /boom answers the internal_error problem, counted as a 5xx; the same socket then
+    gets /health and /metrics."""
     with (
         structlog.testing.capture_logs() as logs,
         socket.create_connection(("127.0.0.1", server), timeout=10) as sock,
@@ -62,6 +63,9 @@ def test_a_500_keeps_the_connection_and_logs_its_status(server: int) -> None:
         assert headers.get("connection") != "close"
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
         assert read_response(sock)[0] == 200
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+        metrics = read_response(sock)[2].decode()
+    assert 'http_requests_total{handler="/boom",method="GET",status="5xx"} 1.0' in metrics
     lines = [e for e in logs if e.get("event") == "request" and e.get("path") == "/boom"]
     assert [e["status"] for e in lines] == [500]
     assert any(e.get("event") == "unhandled_error" for e in logs)
