@@ -16,6 +16,7 @@ import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp
 
 from app import __version__
 from app.agents.artifact_endpoints import router as artifacts_router
@@ -121,23 +122,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(providers_router)
     app.include_router(realtime_router)
     install_ui(app, settings)
-    # middleware: the first added is the innermost
-    app.add_middleware(
-        FastLane,
+    app.wrap(lambda fastapi: _front(fastapi, settings, metrics))
+    return app
+
+
+def _front(fastapi: ASGIApp, settings: Settings, metrics: Metrics) -> ASGIApp:
+    """The layers every request passes before FastAPI (outermost first): the request
+    envelope, CORS when origins are configured, the body limit, the fast lane."""
+    inner: ASGIApp = FastLane(
+        fastapi,
         routes=[*health_router.routes, *agents_router.routes, *events_router.routes],
         lane=[*health_lane, *agents_lane, *events_lane],
     )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    inner = BodyLimitMiddleware(inner, max_bytes=settings.max_request_body_bytes)
     if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
+        inner = CORSMiddleware(
+            inner,
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["authorization", "content-type", "x-request-id"],
             expose_headers=["x-request-id"],
         )
-    app.add_middleware(RequestEnvelope, metrics=metrics.http)
-    return app
+    return RequestEnvelope(inner, metrics=metrics.http)
 
 
 # sources of the service's own events (claude_code: Claude Code's hooks, run in-process)

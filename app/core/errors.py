@@ -126,8 +126,12 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Map AppError, validation errors and Starlette's HTTP errors to problems. Anything
-    else is answered by `RequestEnvelope` (so the connection stays usable)."""
+    """Map AppError, validation errors and Starlette's HTTP errors to problems; anything
+    else to the 500 problem, which FastAPI's last-resort layer sends before re-raising for
+    `RequestEnvelope` to log (and to keep the connection)."""
+
+    async def on_unhandled(request: Request, exc: Exception) -> Response:
+        return internal_error(_request_id(request))
 
     async def on_app_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, AppError)
@@ -166,5 +170,6 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     app.add_exception_handler(AppError, on_app_error)
+    app.add_exception_handler(Exception, on_unhandled)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

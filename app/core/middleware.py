@@ -30,17 +30,18 @@ class RequestEnvelope:
     """What every request gets, in one pure-ASGI layer: an id (the client's `x-request-id`
     if sane) bound to its log lines and echoed in the response; the headers its status
     requires (`protocol_headers`: Retry-After on 429/503, WWW-Authenticate on 401); an
-    exception nothing else handled answered with the 500 problem; for HTTP, its metrics
-    (`HttpSeries`) and one access line, the probes excepted.
+    exception nothing else handled logged once with its traceback and answered with the 500
+    problem; for HTTP, its metrics (`HttpSeries`) and one access line, the probes excepted.
 
-    The 500 keeps the connection: Starlette's own last-resort handler re-raises after
-    answering, and uvicorn then closes the connection, so a keep-alive client's next request
-    on it failed. Here the error is logged once with its traceback and answered; only when
-    the response had already started is it re-raised (nothing else can end that response).
+    The 500 keeps the connection: uvicorn closes it when an exception leaves the app, so a
+    keep-alive client's next request on it would fail. The exception is re-raised only when
+    its response had started and not ended (nothing else can end that response). FastAPI's
+    own last-resort layer answers with the same problem (`install_error_handlers`) and
+    re-raises: that response has ended, so the exception stops here.
 
     One layer, not one per job: each layer is a coroutine call and a send wrapper on every
-    request, and the three layers this replaced cost more than the task read they wrapped
-    (bench/README.md, run 18)."""
+    request, and at the socket the three this replaced cost more than the task read they
+    wrapped (bench/README.md, run 18)."""
 
     def __init__(self, app: ASGIApp, metrics: HttpSeries) -> None:
         self.app = app
@@ -59,16 +60,19 @@ class RequestEnvelope:
                 await self.app(scope, receive, send)
             return
         status = 0  # until the response starts
+        ended = False
         started = time.perf_counter()
 
         async def answer(message: Message) -> None:
-            nonlocal status
+            nonlocal status, ended
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = [*(message.get("headers") or ()), (b"x-request-id", request_id.encode())]
                 if status in PROTOCOL_HEADER_STATUSES:
                     headers += protocol_headers(status, (k.lower() for k, _ in headers))
                 message["headers"] = headers
+            elif not message.get("more_body", False):
+                ended = True
             await send(message)
 
         with log_context(request_id=request_id):
@@ -76,9 +80,10 @@ class RequestEnvelope:
                 await self.app(scope, receive, answer)
             except Exception as exc:
                 errors_log.error("unhandled_error", error=repr(exc), exc_info=exc)
-                if status:
+                if status and not ended:
                     raise
-                await internal_error(request_id)(scope, receive, answer)
+                if not status:
+                    await internal_error(request_id)(scope, receive, answer)
             finally:
                 if scope["path"] not in PROBE_PATHS:
                     elapsed_s = time.perf_counter() - started

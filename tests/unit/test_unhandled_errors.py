@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import structlog
 import uvicorn
+from fastapi import FastAPI
 
 from app.core.config import Settings
 from app.main import create_app
@@ -20,12 +21,18 @@ from tests.support.procs import free_port, wait_until
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[int]:
+def app(tmp_path: Path) -> FastAPI:
     app = create_app(Settings(_env_file=None, data_dir=tmp_path))  # type: ignore[call-arg]
 
     @app.get("/boom")
     async def boom() -> None:
         raise RuntimeError("bug")
+
+    return app
+
+
+@pytest.fixture
+def server(app: FastAPI) -> Iterator[int]:
 
     port = free_port()
     srv = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port))
@@ -68,4 +75,36 @@ def test_a_500_keeps_the_connection_and_logs_its_status(server: int) -> None:
     assert 'http_requests_total{handler="/boom",method="GET",status="5xx"} 1.0' in metrics
     lines = [e for e in logs if e.get("event") == "request" and e.get("path") == "/boom"]
     assert [e["status"] for e in lines] == [500]
-    assert any(e.get("event") == "unhandled_error" for e in logs)
+    assert [e["error"] for e in logs if e.get("event") == "unhandled_error"] == [
+        "RuntimeError('bug')"
+    ]
+
+
+def test_a_500_in_the_fast_lane_is_the_same_problem_and_keeps_the_connection(
+    app: FastAPI, server: int
+) -> None:
+    """A task read the lane answers (FastAPI's own error layer is not on its way) fails:
+    the same problem, with the request id, and the socket serves its next request."""
+
+    async def broken(task_id: str) -> None:
+        raise RuntimeError("lane bug")
+
+    app.state.manager.current_task = broken
+    with (
+        structlog.testing.capture_logs() as logs,
+        socket.create_connection(("127.0.0.1", server), timeout=10) as sock,
+    ):
+        sock.sendall(b"GET /v1/tasks/abc HTTP/1.1\r\nHost: t\r\nX-Request-Id: r-lane\r\n\r\n")
+        status, headers, body = read_response(sock)
+        assert status == 500
+        assert json.loads(body)["error"] == {
+            "type": "internal_error",
+            "message": "internal error; see server logs",
+            "request_id": "r-lane",
+        }
+        assert headers["x-request-id"] == "r-lane"
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert read_response(sock)[0] == 200
+    assert [e["error"] for e in logs if e.get("event") == "unhandled_error"] == [
+        "RuntimeError('lane bug')"
+    ]
