@@ -125,11 +125,11 @@ class FastLane:
                 return  # the client went away: nobody to answer
             body = read
             receive = _replaying(body, receive)
+        scope["route"] = compiled.route  # FastAPI's, should the lane decline (or fail)
         response = await compiled.entry.handler(LaneRequest(scope, param, body, wait_s))
         if response is None:
             await self.app(scope, receive, send)
             return
-        scope["route"] = compiled.route
         await response(scope, receive, send)
 
     def _match(self, scope: Scope) -> tuple[_Compiled, str, float] | None:

@@ -1,5 +1,6 @@
-"""An exception nothing handles: the 500 problem, logged with status 500, and the client's
-keep-alive connection still serves its next request (a real uvicorn on loopback)."""
+"""An exception nothing handles, in a FastAPI route or in the fast lane: the 500 problem,
+logged once with status 500, and the client's keep-alive connection still serves its next
+request (a real uvicorn on loopback)."""
 
 from __future__ import annotations
 
@@ -56,35 +57,18 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     return int(lines[0].split()[1]), headers, body
 
 
-def test_a_500_keeps_the_connection_and_logs_its_status(server: int) -> None:
-    """GET /boom answers the internal_error problem, counted as a 5xx; the same socket then
-    gets /health and /metrics."""
-    with (
-        structlog.testing.capture_logs() as logs,
-        socket.create_connection(("127.0.0.1", server), timeout=10) as sock,
-    ):
-        sock.sendall(b"GET /boom HTTP/1.1\r\nHost: t\r\n\r\n")
-        status, headers, body = read_response(sock)
-        assert status == 500
-        assert json.loads(body)["error"]["type"] == "internal_error"
-        assert headers.get("connection") != "close"
-        sock.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
-        assert read_response(sock)[0] == 200
-        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
-        metrics = read_response(sock)[2].decode()
-    assert 'http_requests_total{handler="/boom",method="GET",status="5xx"} 1.0' in metrics
-    lines = [e for e in logs if e.get("event") == "request" and e.get("path") == "/boom"]
-    assert [e["status"] for e in lines] == [500]
-    assert [e["error"] for e in logs if e.get("event") == "unhandled_error"] == [
-        "RuntimeError('bug')"
-    ]
-
-
-def test_a_500_in_the_fast_lane_is_the_same_problem_and_keeps_the_connection(
-    app: FastAPI, server: int
+@pytest.mark.parametrize(
+    ("path", "handler", "error"),
+    [
+        ("/boom", "/boom", "RuntimeError('bug')"),  # a FastAPI route: its last-resort layer
+        ("/v1/tasks/abc", "/v1/tasks/{task_id}", "RuntimeError('lane bug')"),  # the fast lane
+    ],
+)
+def test_a_500_is_the_problem_keeps_the_connection_and_is_logged_once(
+    app: FastAPI, server: int, path: str, handler: str, error: str
 ) -> None:
-    """A task read the lane answers (FastAPI's own error layer is not on its way) fails:
-    the same problem, with the request id, and the socket serves its next request."""
+    """A request that fails on a bug answers the internal_error problem with its request
+    id, counted as a 5xx and logged once; the same socket then gets /health and /metrics."""
 
     async def broken(task_id: str) -> None:
         raise RuntimeError("lane bug")
@@ -94,17 +78,21 @@ def test_a_500_in_the_fast_lane_is_the_same_problem_and_keeps_the_connection(
         structlog.testing.capture_logs() as logs,
         socket.create_connection(("127.0.0.1", server), timeout=10) as sock,
     ):
-        sock.sendall(b"GET /v1/tasks/abc HTTP/1.1\r\nHost: t\r\nX-Request-Id: r-lane\r\n\r\n")
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nX-Request-Id: r-500\r\n\r\n".encode())
         status, headers, body = read_response(sock)
         assert status == 500
         assert json.loads(body)["error"] == {
             "type": "internal_error",
             "message": "internal error; see server logs",
-            "request_id": "r-lane",
+            "request_id": "r-500",
         }
-        assert headers["x-request-id"] == "r-lane"
+        assert headers["x-request-id"] == "r-500"
+        assert headers.get("connection") != "close"
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
         assert read_response(sock)[0] == 200
-    assert [e["error"] for e in logs if e.get("event") == "unhandled_error"] == [
-        "RuntimeError('lane bug')"
-    ]
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+        metrics = read_response(sock)[2].decode()
+    assert f'http_requests_total{{handler="{handler}",method="GET",status="5xx"}} 1.0' in metrics
+    lines = [e for e in logs if e.get("event") == "request" and e.get("path") == path]
+    assert [e["status"] for e in lines] == [500]
+    assert [e["error"] for e in logs if e.get("event") == "unhandled_error"] == [error]
