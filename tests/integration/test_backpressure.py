@@ -17,6 +17,7 @@ from tests.support.procs import start_service, wait_until
 from tests.support.sockets import server_side_established
 
 EVENTS = 300
+AHEAD = 4  # BIGTHREE_WS_QUEUE_SIZE is 10
 
 
 def test_slow_subscriber_is_dropped_without_blocking_others(tmp_path, fake_upstream) -> None:
@@ -33,15 +34,21 @@ def test_slow_subscriber_is_dropped_without_blocking_others(tmp_path, fake_upstr
             open_events(proc.url, stalled=True, type="bulk") as stalled,
             open_events(proc.url, type="bulk") as healthy,
         ):
+            # the live reader is a thread of this process, and the service can publish faster
+            # than it reads: posts stay at most AHEAD events past what it has read (fewer
+            # than the queue holds), so only the stalled reader can fall behind
+            reads = threading.Semaphore(AHEAD)
 
             def read_all() -> None:
                 while len(received) < EVENTS:
                     received.append(recv_json(healthy, timeout=30))
+                    reads.release()
 
             reader = threading.Thread(target=read_all)
             reader.start()
             seqs = []
             for i in range(EVENTS):
+                assert reads.acquire(timeout=30), f"the live reader stopped after {len(received)}"
                 response = http.post(
                     "/v1/events", json={"type": "bulk", "payload": {"i": i, "blob": blob}}
                 )
