@@ -46,10 +46,7 @@ from app.core.fast_lane import FastLane
 from app.core.gc_tuning import settle_after_startup
 from app.core.lifecycle import Teardown
 from app.core.metrics import GatewayCollector, Metrics
-from app.core.middleware import (
-    BodyLimitMiddleware,
-    RequestEnvelope,
-)
+from app.core.middleware import BodyLimitMiddleware, RequestEnvelope
 from app.core.redaction import remember_secrets
 from app.core.service_app import ServiceApp
 from app.events.endpoints import LANE as events_lane
