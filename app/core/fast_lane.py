@@ -1,17 +1,18 @@
 """A lane past FastAPI's router for the few routes clients call most often.
 
 Hand-written because no library gives "this FastAPI route, without FastAPI's per-request
-machinery": on this service's ~60 routes, route matching (a regex per route, tried in
-order) and dependency solving cost three to four times the work of a task read itself
-(bench/README.md, run 8). The lane sits inside the middleware stack (request ids, access
-log, body limit, metrics and the unhandled-error guard all still apply) and takes a request
-only when it can answer exactly as the FastAPI route would: the same auth check, the same
-body parsing (`json.loads`, then the route's model in Python mode, as FastAPI does), the
-same manager call and the same error rendering (`app_error_response`). Anything else — a
-query string other than a plain `wait=<seconds>` on a route that takes one, a body that
-does not validate, a chunked or non-JSON body, a failed auth, a handler that declines —
-goes on to FastAPI untouched (the body replayed), so FastAPI stays the definition of every
-route: its OpenAPI document, its validation errors and its 401s.
+machinery": on this service's ~60 routes, route matching (a regex per route, tried in order)
+and dependency solving cost three to four times the work of a task read itself
+(bench/README.md, run 8). The lane is the innermost of the layers every request gets
+(`_front` in app/main.py: request ids, access log, metrics, the unhandled-error guard and
+the body limit all still apply) and takes a request only when it can answer exactly as the
+FastAPI route would: the same auth check, the same body parsing (`json.loads`, then the
+route's model in Python mode, as FastAPI does), the same manager call and the same error
+rendering (`app_error_response`). Anything else — a query string other than a plain
+`wait=<seconds>` on a route that takes one, a body that does not validate, a chunked or
+non-JSON body, a failed auth, a handler that declines — goes on to FastAPI untouched (the
+body replayed), so FastAPI stays the definition of every route: its OpenAPI document, its
+validation errors and its 401s.
 """
 
 from __future__ import annotations

@@ -72,11 +72,11 @@ class HttpSeries(Collector):
         time in the application."""
         handler = getattr(scope.get("route"), "path", None) or "none"
         method = scope["method"]
-        key = (handler, method, f"{status // 100}xx")
-        self._requests[key] = self._requests.get(key, 0) + 1
-        route = self._by_route.get(key[:2])
+        counted = (handler, method, f"{status // 100}xx")
+        self._requests[counted] = self._requests.get(counted, 0) + 1
+        route = self._by_route.get((handler, method))
         if route is None:
-            route = self._by_route[key[:2]] = Latencies(HTTP_BUCKETS)
+            route = self._by_route[handler, method] = Latencies(HTTP_BUCKETS)
         route.observe(elapsed_s)
         self._all.observe(elapsed_s)
 
